@@ -1,0 +1,4 @@
+"""Attacks: each module registers one model-inversion attack with ``@ATTACKS.register(name)``."""
+
+from privbench.attacks import inverse_net  # noqa: F401  (registrations)
+from privbench.attacks.base import Attack  # noqa: F401

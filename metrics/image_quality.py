@@ -1,0 +1,92 @@
+"""Full-reference image quality as privacy metrics: PSNR, SSIM (piq), edge-PSNR, MSE.
+
+All are computed per image on [0, 1] images (RGB, all channels together) and averaged over images, with a
+normal confidence interval over the per-image values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import piq
+import torch
+from torch.nn import functional as F
+
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.registry import METRICS
+
+# BT.709 luma, as in the L_rec of paper 000 (eq. 13).
+LUMA = (0.2126, 0.7152, 0.0722)
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+# Largest possible Sobel gradient magnitude of a [0, 1] image: |gx| = |gy| = 4 at most.
+_SOBEL_MAX = 4.0 * math.sqrt(2.0)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+def sobel_gradients(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical Sobel responses of N×1×H×W images (replicate padding)."""
+    kx = _SOBEL_X.to(gray).view(1, 1, 3, 3)
+    padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
+    return F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Gradient-magnitude image of the luma, scaled to [0, 1] by the largest possible magnitude."""
+    gx, gy = sobel_gradients(luma(x))
+    return (gx.square() + gy.square()).sqrt() / _SOBEL_MAX
+
+
+class _PerImage(Metric):
+    side = "privacy"
+    params = ()
+
+    def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, inputs: PrivacyInputs, context: MetricContext) -> Score:
+        x = inputs.originals.float().clamp(0, 1)
+        y = inputs.reconstructions.float().clamp(0, 1)
+        return Score.from_values(self.per_image(x, y), context.ci_level)
+
+
+@METRICS.register("psnr")
+class PSNR(_PerImage):
+    summary = "PSNR (dB) between original and reconstruction, per image on [0,1] RGB (piq.psnr)"
+    unit = "dB"
+
+    def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return piq.psnr(y, x, data_range=1.0, reduction="none")
+
+
+@METRICS.register("ssim")
+class SSIM(_PerImage):
+    summary = "SSIM between original and reconstruction (piq.ssim, 11×11 Gaussian window, σ 1.5)"
+
+    def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return piq.ssim(y, x, data_range=1.0, reduction="none")
+
+
+@METRICS.register("edge-psnr")
+class EdgePSNR(_PerImage):
+    summary = "edge-PSNR (paper 001): PSNR of Sobel gradient-magnitude images of the luma"
+    unit = "dB"
+
+    def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return piq.psnr(sobel_magnitude(y).clamp(0, 1), sobel_magnitude(x).clamp(0, 1), data_range=1.0,
+                        reduction="none")
+
+
+@METRICS.register("mse")
+class MSE(_PerImage):
+    summary = "mean squared error per image on [0,1] RGB (lower = more revealed)"
+    higher_is_leakier = False
+
+    def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x - y).square().flatten(1).mean(dim=1)
+
+
+

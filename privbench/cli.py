@@ -1,0 +1,226 @@
+"""The ``privbench`` command line (a click group).
+
+User errors (:class:`~privbench.errors.PrivbenchError` and click usage errors) print one line on stderr
+and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from privbench import __version__
+from privbench.errors import PrivbenchError
+
+DEFAULT_OUT = Path("results") / "runs"
+
+
+def _common(func):
+    """Options shared by the commands that run a benchmark."""
+    options = [
+        click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+                     show_default=True, help="folder that receives results/runs/<name>/"),
+        click.option("--name", default=None, help="run name (config key: name); the output folder's name"),
+        click.option("--seed", type=int, default=None, help="seed for data, initialisation, sampling (config: seed)"),
+        click.option("--device", default=None, help="auto | cpu | cuda[:N] (config: device)"),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)"),
+        click.option("--no-cache", is_flag=True, help="recompute everything and store nothing"),
+        click.option("--quiet", is_flag=True, help="no progress bars"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _overrides(name, seed, device) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if name is not None:
+        out["name"] = name
+    if seed is not None:
+        out["seed"] = seed
+    if device is not None:
+        out["device"] = device
+    return out
+
+
+def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str):
+    from privbench.cache import Cache
+    from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
+    from privbench.results import write_csv
+    from privbench.runner import run_benchmark
+
+    cache = Cache(cache_dir, enabled=not no_cache)
+    started = time.perf_counter()
+    output = run_benchmark(config, cache, progress=not quiet)
+    run_dir = out_root / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(output.frame, run_dir / "results.csv")
+    save_samples(output.originals, output.samples, run_dir)
+    plots = privacy_utility_plots(output.frame, run_dir)
+    grid = reconstruction_grid(output.originals, output.samples, run_dir)
+    write_report(output.frame, run_dir, config_text, plots, grid, output.notes)
+    elapsed = time.perf_counter() - started
+    return output, run_dir, elapsed, cache
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="privbench")
+@click.option("--debug", is_flag=True, help="show tracebacks for errors")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Benchmark model-inversion attacks and defenses for collaborative (split) inference."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+@click.argument("config_file", required=False)
+@_common
+def run(config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+    """Run a benchmark: CONFIG_FILE (YAML), or the embedded default on synthetic data when omitted.
+
+    Trains/loads the task model, applies every defense at every strength, fits every attack against each
+    defended pipeline, scores every metric, and writes results.csv, plots and report.md under
+    OUT/NAME/. Finished steps are cached; a second run recomputes nothing it has.
+    """
+    from privbench.config import default_config_text, load_config, read_yaml
+
+    config = load_config(config_file, _overrides(name, seed, device))
+    text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
+    output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text)
+    click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
+               f"cache {cache.hits} hits, {cache.misses} misses)")
+    for note in output.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@cli.command()
+@click.option("--defense", required=True, help="defense name (see `privbench list defenses`)")
+@click.option("--strength", type=float, default=None, help="value of the defense's strength parameter")
+@click.option("--param", "defense_params", multiple=True, metavar="K=V", help="defense parameter (repeatable)")
+@click.option("--attack", "attack_name", required=True, help="attack name (see `privbench list attacks`)")
+@click.option("--attack-param", "attack_params", multiple=True, metavar="K=V", help="attack parameter (repeatable)")
+@click.option("--model", "model_name", default=None, help="model name, or package.module:factory for your own")
+@click.option("--split", default=None, help="named cut point of the model")
+@click.option("--dataset", "datasets", multiple=True, help="probe dataset name (repeatable; default: the "
+              "default run's probes)")
+@click.option("--config", "config_file", default=None, help="YAML config to start from (default: embedded)")
+@_common
+def attack(defense, strength, defense_params, attack_name, attack_params, model_name, split, datasets, config_file,
+           out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+    """Run one grid point: one defense setting against one attack; print a short table."""
+    from privbench.config import load_config, read_yaml
+    from privbench.registry import DEFENSES, load_components, parse_assignments
+    from privbench.report import summary_table
+
+    load_components()
+    base = read_yaml(config_file) if config_file else {}
+    cls = DEFENSES.get(defense)
+    params = parse_assignments(defense_params)
+    if strength is not None:
+        params[cls.strength_param] = strength
+    overrides: dict[str, Any] = {
+        **base,
+        "name": name or f"attack-{defense}-{attack_name}",
+        "defenses": [{"name": defense, "params": params}],
+        "attacks": [{"name": attack_name, "params": parse_assignments(attack_params)}],
+        **_overrides(None, seed, device),
+    }
+    if model_name or split:
+        from privbench.config import default_config_text
+
+        model = dict((base.get("model") if base else None) or yaml.safe_load(default_config_text())["model"])
+        if model_name:
+            if ":" in model_name:
+                model.update(name="custom", params={"factory": model_name})
+            else:
+                model.update(name=model_name, params={})
+        if split:
+            model["split"] = split
+        overrides["model"] = model
+    if datasets:
+        overrides["probes"] = [{"name": d, "params": {"subset": "test"}} for d in datasets]
+    config = load_config(None, overrides)
+    output, run_dir, elapsed, _ = _execute(config, out_root, cache_dir, no_cache, quiet,
+                                           yaml.safe_dump(config.raw, sort_keys=False))
+    table = summary_table(output.frame)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"-> {run_dir / 'results.csv'} ({elapsed:.1f}s)")
+
+
+@cli.command("list")
+@click.argument("what", required=False,
+                type=click.Choice(["defenses", "attacks", "metrics", "datasets", "models", "codecs"]))
+def list_components(what) -> None:
+    """List registered components and their declared parameters."""
+    from privbench.registry import ALL_REGISTRIES, load_components
+
+    load_components()
+    for kind, registry in ALL_REGISTRIES.items():
+        if what and kind != what:
+            continue
+        click.echo(f"{kind}:")
+        if not registry.names():
+            click.echo("  (none yet)")
+        for name, cls in registry.items():
+            extra = ""
+            if kind == "attacks":
+                extra = f" [{cls.access.value}]"
+            elif kind == "metrics":
+                extra = f" [{cls.side}]"
+            elif kind == "defenses":
+                extra = f" [strength = {cls.strength_param}]"
+            elif kind == "models" and cls.splits:
+                extra = f" [splits: {', '.join(cls.splits)}]"
+            click.echo(f"  {name}{extra}: {cls.summary}")
+            for param in cls.params:
+                click.echo(f"      {param.describe()}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Redraw the plots and report.md of RUN_DIR from its results.csv."""
+    from privbench.report import load_samples, privacy_utility_plots, reconstruction_grid, write_report
+    from privbench.results import read_csv
+
+    frame = read_csv(run_dir / "results.csv")
+    plots = privacy_utility_plots(frame, run_dir)
+    originals, samples = load_samples(run_dir)
+    grid = reconstruction_grid(originals, samples, run_dir) if samples else None
+    write_report(frame, run_dir, "(see the original run)", plots, grid, [])
+    click.echo(f"report -> {run_dir / 'report.md'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turns user errors into one line on stderr and exit status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="privbench", standalone_mode=False)
+    except PrivbenchError as exc:
+        if debug:
+            raise
+        click.echo(f"privbench: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("privbench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        click.echo(f"privbench: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code or 2)
+    except KeyboardInterrupt:
+        click.echo("privbench: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Run configuration: YAML files (``yaml.safe_load``) validated against the components' declarations.
+
+A config names components (defenses, attacks, metrics, datasets, models) with their parameters; each is
+checked by constructing it, so an unknown name, an unknown parameter or an out-of-range value fails here
+with one clear line, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from privbench.cache import spec_hash
+from privbench.errors import PrivbenchError
+from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS, load_components
+
+TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
+            "attacks", "metrics"}
+MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size"}
+DATASET_KEYS = {"name", "params"}
+DEFENSE_KEYS = {"name", "params", "strengths"}
+ATTACK_KEYS = {"name", "params"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentConfig:
+    name: str
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseSweep:
+    name: str
+    params: dict[str, Any]
+    strengths: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    params: dict[str, Any]
+    split: str
+    epochs: int
+    lr: float
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    name: str
+    seed: int
+    device: str
+    ci_level: float
+    model: ModelConfig
+    task_train: ComponentConfig
+    task_test: ComponentConfig
+    attacker_data: tuple[ComponentConfig, ...]
+    probes: tuple[ComponentConfig, ...]
+    defenses: tuple[DefenseSweep, ...]
+    attacks: tuple[ComponentConfig, ...]
+    metrics: tuple[ComponentConfig, ...]
+    raw: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        return spec_hash(self.raw, length=12)
+
+
+def default_config_text() -> str:
+    return importlib.resources.files("privbench").joinpath("configs/default.yaml").read_text()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise PrivbenchError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PrivbenchError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise PrivbenchError(f"config {path} must be a mapping at the top level")
+    return data
+
+
+def _mapping(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PrivbenchError(f"config: '{where}' must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise PrivbenchError(f"config: unknown key '{unknown[0]}' in '{where}' (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _component(value: Any, where: str, registry, allowed: set[str] = DATASET_KEYS) -> ComponentConfig:
+    if isinstance(value, str):
+        value = {"name": value}
+    value = _mapping(value, where, allowed)
+    if "name" not in value:
+        raise PrivbenchError(f"config: '{where}' needs a 'name'")
+    params = value.get("params") or {}
+    if not isinstance(params, dict):
+        raise PrivbenchError(f"config: '{where}.params' must be a mapping")
+    instance = registry.create(str(value["name"]), **params)  # validates names and values
+    return ComponentConfig(instance.name, dict(instance.params))
+
+
+def _number(value: Any, where: str, kind: type, low: float, high: float | None = None):
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        out = kind(value)
+    except (TypeError, ValueError):
+        raise PrivbenchError(f"config: '{where}' must be a {kind.__name__}, got {value!r}") from None
+    if out < low or (high is not None and out > high):
+        raise PrivbenchError(f"config: '{where}' must be in [{low}, {high if high is not None else 'inf'}], got {value!r}")
+    return out
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise PrivbenchError(f"config: '{where}' must be a non-empty list")
+    return value
+
+
+def parse_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a config mapping (already merged with defaults) into a :class:`RunConfig`."""
+    load_components()
+    data = _mapping(data, "top level", TOP_KEYS)
+    missing = sorted(TOP_KEYS - set(data) - {"ci_level", "device", "seed", "name"})
+    if missing:
+        raise PrivbenchError(f"config: missing key '{missing[0]}'")
+
+    model = _mapping(data["model"], "model", MODEL_KEYS)
+    model_spec = _component({"name": model.get("name"), "params": model.get("params") or {}}, "model", MODELS)
+    model_cls = MODELS.get(model_spec.name)
+    split = str(model.get("split") or model_cls.default_split)
+    if model_cls.strict_splits and split not in model_cls.splits:
+        raise PrivbenchError(f"unknown split '{split}' for model {model_spec.name} "
+                             f"(choose from: {', '.join(model_cls.splits)})")
+    model_cfg = ModelConfig(model_spec.name, model_spec.params, split,
+                            _number(model.get("epochs", 5), "model.epochs", int, 0, 10_000),
+                            _number(model.get("lr", 1e-3), "model.lr", float, 1e-7, 10.0),
+                            _number(model.get("batch_size", 64), "model.batch_size", int, 1, 65_536))
+
+    task = _mapping(data["task"], "task", {"train", "test"})
+    if "train" not in task or "test" not in task:
+        raise PrivbenchError("config: 'task' needs 'train' and 'test' datasets")
+
+    defenses = []
+    for i, item in enumerate(_list(data["defenses"], "defenses")):
+        item = _mapping(item, f"defenses[{i}]", DEFENSE_KEYS)
+        cls = DEFENSES.get(str(item.get("name")))
+        params = dict(item.get("params") or {})
+        strengths = item.get("strengths", [params.get(cls.strength_param, None)])
+        if not isinstance(strengths, list) or not strengths:
+            raise PrivbenchError(f"config: 'defenses[{i}].strengths' must be a non-empty list")
+        checked = []
+        for s in strengths:
+            instance = cls(**{**params, cls.strength_param: s}) if s is not None else cls(**params)
+            checked.append(float(instance.params[cls.strength_param]))
+        base = cls(**params).params
+        base.pop(cls.strength_param, None)
+        defenses.append(DefenseSweep(cls.name, base, tuple(checked)))
+
+    return RunConfig(
+        name=str(data.get("name", "run")),
+        seed=_number(data.get("seed", 0), "seed", int, 0),
+        device=str(data.get("device", "auto")),
+        ci_level=_number(data.get("ci_level", 0.95), "ci_level", float, 0.5, 0.9999),
+        model=model_cfg,
+        task_train=_component(task["train"], "task.train", DATASETS),
+        task_test=_component(task["test"], "task.test", DATASETS),
+        attacker_data=tuple(_component(d, f"attacker_data[{i}]", DATASETS)
+                            for i, d in enumerate(_list(data["attacker_data"], "attacker_data"))),
+        probes=tuple(_component(d, f"probes[{i}]", DATASETS) for i, d in enumerate(_list(data["probes"], "probes"))),
+        defenses=tuple(defenses),
+        attacks=tuple(_component(a, f"attacks[{i}]", ATTACKS, ATTACK_KEYS)
+                      for i, a in enumerate(_list(data["attacks"], "attacks"))),
+        metrics=tuple(_component(m, f"metrics[{i}]", METRICS, ATTACK_KEYS)
+                      for i, m in enumerate(_list(data["metrics"], "metrics"))),
+        raw=data,
+    )
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The default config, updated by a YAML file (top-level keys replace), then by ``overrides``."""
+    data = yaml.safe_load(default_config_text())
+    if path is not None:
+        data.update(read_yaml(path))
+    if overrides:
+        data.update(overrides)
+    return parse_config(data)

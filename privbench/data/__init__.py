@@ -1,0 +1,4 @@
+"""Datasets: synthetic (generated, cached) and real ones loaded from local paths."""
+
+from privbench.data import synthetic  # noqa: F401  (registrations)
+from privbench.data.base import Dataset, ImageSet, concat  # noqa: F401

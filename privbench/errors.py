@@ -1,0 +1,10 @@
+"""The one exception type for user errors.
+
+A :class:`PrivbenchError` is something the user can fix (a bad name, an out-of-range value, a missing
+file). The CLI prints its message as one line on stderr and exits non-zero; anything else is a bug and
+keeps its traceback.
+"""
+
+
+class PrivbenchError(Exception):
+    """A user-facing error: its message is printed as one line, without a traceback."""

@@ -1,0 +1,39 @@
+"""Model component base: builds a full network as a named ``nn.Sequential`` that is cut by name."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import nn
+
+from privbench.registry import Component
+from privbench.split import SplitModel, cut_sequential
+
+
+class ModelSpec(Component):
+    """A registered task model. ``build(num_classes, input_shape)`` returns a named ``nn.Sequential``.
+
+    ``splits`` lists the named cut points from shallow to deep; ``default_split`` is used when none is given.
+    """
+
+    kind: ClassVar[str] = "model"
+    splits: ClassVar[tuple[str, ...]] = ()
+    default_split: ClassVar[str] = ""
+    #: True when only the listed ``splits`` are valid (built-in nets); torchvision/custom models can be cut
+    #: after any submodule, checked when the model is cut.
+    strict_splits: ClassVar[bool] = False
+
+    def build(self, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Sequential:
+        raise NotImplementedError
+
+    def available_splits(self, num_classes: int, input_shape: tuple[int, int, int]) -> tuple[str, ...]:
+        return self.splits
+
+    def split_model(self, network: nn.Sequential, split: str, num_classes: int,
+                    input_shape: tuple[int, int, int]) -> SplitModel:
+        front, back = cut_sequential(network, split)
+        return SplitModel(front, back, model=self.name, split=split, input_shape=input_shape,
+                          num_classes=num_classes)
+
+    def spec(self) -> dict:
+        return {"model": self.name, "params": self.params}

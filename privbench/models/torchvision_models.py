@@ -1,0 +1,101 @@
+"""torchvision classifiers as split models (ResNet, VGG, MobileNetV2, ...).
+
+The architecture comes from ``torchvision.models``; weights come only from a local file the user names
+(``weights=PATH``, a state dict loaded with ``weights_only=True``) or are trained here on the task data.
+Nothing is downloaded. The model is cut after a named submodule with ``torch.fx`` (e.g. ``layer2`` for
+ResNet, ``features.8`` for VGG/MobileNetV2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from privbench.errors import PrivbenchError
+from privbench.models.base import ModelSpec
+from privbench.models.builtin_cnn import IMAGENET_MEAN, IMAGENET_STD
+from privbench.models.fx_split import fx_split
+from privbench.registry import MODELS, Param
+from privbench.split import Normalize, SplitModel
+
+
+class WithNormalize(nn.Module):
+    """Prepends ImageNet normalization so the pipeline feeds [0, 1] images, as everywhere in privbench."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict from a local file, safely. Accepts ``{"state_dict": ...}`` wrappers."""
+    path = Path(path)
+    if not path.is_file():
+        raise PrivbenchError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PrivbenchError(f"cannot read weights file {path}: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise PrivbenchError(f"weights file {path} does not hold a state dict")
+    return state
+
+
+class TorchvisionClassifier(ModelSpec):
+    """Base for torchvision classifiers; subclasses set ``arch`` and their split names."""
+
+    arch = ""
+    params = (
+        Param("weights", str, "", "local state-dict file (torchvision key names); empty = train here"),
+    )
+
+    def build(self, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+        net = getattr(torchvision.models, self.arch)(weights=None, num_classes=num_classes)
+        if self.params["weights"]:
+            state = load_state_dict_file(self.params["weights"])
+            try:
+                net.load_state_dict(state)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise PrivbenchError(f"weights do not fit {self.arch} with {num_classes} classes: {first}") from None
+        return WithNormalize(net)
+
+    def split_model(self, network: nn.Module, split: str, num_classes: int,
+                    input_shape: tuple[int, int, int]) -> SplitModel:
+        target = split if split.startswith("net.") else f"net.{split}"
+        front, back = fx_split(network, target)
+        return SplitModel(front, back, model=self.name, split=split, input_shape=input_shape,
+                          num_classes=num_classes)
+
+
+@MODELS.register("resnet18")
+class ResNet18(TorchvisionClassifier):
+    summary = "torchvision ResNet-18, cut after a named stage (layer1..layer4)"
+    arch = "resnet18"
+    splits = ("maxpool", "layer1", "layer2", "layer3", "layer4")
+    default_split = "layer1"
+
+
+@MODELS.register("vgg11")
+class VGG11(TorchvisionClassifier):
+    summary = "torchvision VGG-11, cut after a named layer of `features` (e.g. features.5)"
+    arch = "vgg11"
+    splits = ("features.1", "features.4", "features.9", "features.14", "features.19")
+    default_split = "features.4"
+
+
+@MODELS.register("mobilenet_v2")
+class MobileNetV2(TorchvisionClassifier):
+    summary = "torchvision MobileNetV2, cut after a named inverted-residual block (features.N)"
+    arch = "mobilenet_v2"
+    splits = ("features.1", "features.3", "features.6", "features.13")
+    default_split = "features.3"

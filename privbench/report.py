@@ -1,0 +1,158 @@
+"""Reports made from the result table only: privacy–utility plots, a reconstruction grid, report.md.
+
+Like CompressAI's plot tool, every figure is drawn from ``results.csv`` (plus the saved reconstruction
+samples for the picture grid), so ``privbench report RUN_DIR`` can redraw them at any time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from privbench.cache import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+MARKERS = "osD^v<>P*X"
+
+
+def _save_figure(fig, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def utility_by_setting(frame: pd.DataFrame, utility_metric: str = "accuracy") -> pd.DataFrame:
+    """Utility value of each (defense, defense_params) setting."""
+    util = frame[(frame["kind"] == "utility") & (frame["metric"] == utility_metric)]
+    return util[["defense", "defense_params", "value"]].rename(columns={"value": "utility"})
+
+
+def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accuracy") -> list[Path]:
+    """One ``privacy_utility_<metric>.png`` per privacy metric: a panel per probe set, a curve per
+    (defense, attack), x = task utility, y = the privacy metric, points labelled with the strength."""
+    privacy = frame[frame["kind"] == "privacy"]
+    util = utility_by_setting(frame, utility_metric)
+    if privacy.empty or util.empty:
+        return []
+    merged = privacy.merge(util, on=["defense", "defense_params"], how="inner")
+    paths = []
+    for metric, by_metric in merged.groupby("metric", sort=True):
+        datasets = sorted(by_metric["dataset"].unique())
+        fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+        for ax, dataset in zip(axes[0], datasets, strict=True):
+            part = by_metric[by_metric["dataset"] == dataset]
+            for i, ((defense, attack), curve) in enumerate(part.groupby(["defense", "attack"], sort=True)):
+                curve = curve.sort_values("strength")
+                style = "--" if attack == "worst" else "-"
+                yerr = [curve["value"] - curve["ci_low"], curve["ci_high"] - curve["value"]]
+                ax.errorbar(curve["utility"], curve["value"], yerr=yerr, fmt=style, marker=MARKERS[i % len(MARKERS)],
+                            capsize=2, label=f"{defense} / {attack}")
+                for _, r in curve.iterrows():
+                    ax.annotate(f"{r['strength']:g}", (r["utility"], r["value"]), fontsize=7,
+                                textcoords="offset points", xytext=(3, 3))
+            ax.set_title(dataset)
+            ax.set_xlabel(f"utility: {utility_metric}")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+        axes[0][-1].legend(fontsize=8, loc="best")
+        fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths")
+        path = out_dir / f"privacy_utility_{metric}.png"
+        _save_figure(fig, path)
+        paths.append(path)
+    return paths
+
+
+def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, float, str], dict[str, torch.Tensor]],
+                        out_dir: Path) -> Path | None:
+    """Originals (top row) beside reconstructions at each (defense, strength, attack), one row each."""
+    if not samples:
+        return None
+    names = list(originals)
+    top = torch.cat([originals[n] for n in names])
+    rows, labels = [top], ["original"]
+    for (defense, strength, attack), recon in samples.items():
+        rows.append(torch.cat([recon[n] for n in names]))
+        labels.append(f"{defense}={strength:g} / {attack}")
+    per_row = top.shape[0]
+    grid = make_grid(torch.cat(rows).float() / 255.0, nrow=per_row, padding=2, pad_value=1.0)
+    h_cell = top.shape[2] + 2
+    fig_h = max(2.0, 0.32 * len(rows) * top.shape[2] / 32)
+    fig, ax = plt.subplots(figsize=(max(4.0, per_row * top.shape[3] / 40 + 2.2), fig_h))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_yticks([h_cell * (i + 0.5) for i in range(len(labels))], labels, fontsize=7)
+    ax.set_xticks([])
+    ax.set_title("probes: " + ", ".join(names), fontsize=8)
+    path = out_dir / "reconstructions.png"
+    _save_figure(fig, path)
+    return path
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (defense, strength, attack, dataset); columns are metrics."""
+    privacy = frame[frame["kind"] == "privacy"]
+    util = frame[frame["kind"] == "utility"]
+    table = privacy.pivot_table(index=["defense", "strength", "attack", "dataset"], columns="metric",
+                                values="value", aggfunc="first").reset_index()
+    if not util.empty:
+        u = util.pivot_table(index=["defense", "strength"], columns="metric", values="value", aggfunc="first")
+        table = table.merge(u.reset_index(), on=["defense", "strength"], how="left")
+    return table
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: list[Path], grid: Path | None,
+                 notes: list[str]) -> Path:
+    first = frame.iloc[0] if len(frame) else None
+    lines = ["# privbench report", ""]
+    if first is not None:
+        lines += [f"- run: `{first['run_id']}` (config hash `{first['config_hash']}`, seed {first['seed']}, "
+                  f"privbench {first['privbench_version']}, git `{first['git_sha']}`)",
+                  f"- model: `{first['model']}` cut at `{first['split']}`", ""]
+    lines += ["Privacy metrics are scored on reconstructions by each attack, fitted against each defended pipeline "
+              "(adaptive attacker). Utility is the defended pipeline's task score.", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["## Results", "", markdown_table(summary_table(frame)), ""]
+    if plots or grid:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+        if grid:
+            lines.append(f"![reconstructions]({grid.name})")
+        lines.append("")
+    lines += ["## Configuration", "", "```yaml", config_text.strip(), "```", ""]
+    path = out_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def save_samples(originals, samples, out_dir: Path) -> None:
+    """Keep the grid's images next to the CSV so ``privbench report`` can redraw it."""
+    from privbench.cache import atomic_torch_save
+
+    flat = {json.dumps([d, s, a]): v for (d, s, a), v in samples.items()}
+    atomic_torch_save({"originals": originals, "samples": flat}, out_dir / "samples.pt")
+
+
+def load_samples(out_dir: Path):
+    path = out_dir / "samples.pt"
+    if not path.exists():
+        return {}, {}
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    samples = {tuple(json.loads(k)): v for k, v in state["samples"].items()}
+    return state["originals"], samples

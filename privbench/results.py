@@ -1,0 +1,72 @@
+"""The long-format result table (DESIGN §4) and its atomic CSV writer.
+
+One row per (grid point, metric). ``ci_method`` extends the DESIGN schema: it records how the interval
+was computed (``normal95``, ``wilson95``...).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from privbench import __version__
+from privbench.cache import atomic_write_text
+
+COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
+           "defense", "defense_params", "strength", "codec", "quality", "attack", "metric", "kind", "value",
+           "ci_low", "ci_high", "ci_method", "n", "seconds"]
+#: Columns that identify a grid point + metric (used by regress and worst-case aggregation).
+KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality", "attack",
+               "metric"]
+
+
+@functools.cache
+def git_sha() -> str:
+    """The commit of the privbench source tree when it is a git checkout, else 'unknown'."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write the whole table at once through a temp file: never a partial CSV."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format="%.6g")
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    from privbench.errors import PrivbenchError
+
+    if not Path(path).is_file():
+        raise PrivbenchError(f"results file not found: {path}")
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in ("metric", "value", "defense", "attack", "kind") if c not in frame.columns]
+    if missing:
+        raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")
+    return frame
+
+
+def base_row(**fields: Any) -> dict[str, Any]:
+    row = {c: "" for c in COLUMNS}
+    row.update(privbench_version=__version__, git_sha=git_sha())
+    row.update(fields)
+    return row

@@ -1,0 +1,288 @@
+"""The benchmark engine: one grid point = (model, split, defense setting, attack) → rows of the table.
+
+Data flow (DESIGN §1): dataset → front → defense → z → back → utility; z → attack → x̂ → privacy metrics.
+Everything expensive is cached by the hash of everything upstream of it (``privbench.cache``):
+
+- ``data``: generated/loaded datasets;   ``task-model``: the trained task network;
+- ``attacker``: a fitted attacker, keyed by the *effective* defense (all zero-strength settings share one);
+- ``recon``: reconstructions of every probe set (8-bit, as if saved as images);
+- ``point``: the finished rows of a grid point, so a rerun recomputes nothing it has.
+
+Randomness (defense noise, initialisations, batch order) is seeded from the run seed and the name of the
+step (``derive_seed``), so results do not depend on which entries happened to be cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from privbench import __version__
+from privbench.attacks.base import Attack
+from privbench.cache import Cache
+from privbench.config import ComponentConfig, RunConfig
+from privbench.data.base import ImageSet, concat
+from privbench.defenses.base import Defense
+from privbench.device import derive_seed, resolve_device, seed_everything
+from privbench.errors import PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, UtilityInputs
+from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS
+from privbench.results import base_row, git_sha, params_json, to_frame
+from privbench.split import SplitModel
+from privbench.threat import attacker_view
+
+#: how many images of each probe set are kept for the reconstruction grid
+SAMPLES_PER_PROBE = 3
+#: bump when the engine changes in a way that invalidates cached grid points
+ENGINE_VERSION = 1
+
+
+@dataclasses.dataclass
+class PointOutput:
+    rows: list[dict[str, Any]]
+    samples: dict[str, torch.Tensor]  # probe name -> uint8 reconstructions of the first images
+    notes: list[str]
+
+
+@dataclasses.dataclass
+class RunOutput:
+    frame: Any  # pandas.DataFrame
+    samples: dict[tuple[str, float, str], dict[str, torch.Tensor]]  # (defense, strength, attack) -> probe -> x̂
+    originals: dict[str, torch.Tensor]  # probe name -> uint8 originals of the first images
+    notes: list[str]
+
+
+def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1).mul(255.0).round().to(torch.uint8)
+
+
+def dataset_spec(item: ComponentConfig) -> dict[str, Any]:
+    return DATASETS.create(item.name, **item.params).spec()
+
+
+class Benchmark:
+    """Runs the grid of a :class:`RunConfig`; datasets and the model load lazily (a warm run needs neither)."""
+
+    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True) -> None:
+        self.config = config
+        self.cache = cache
+        self.device = resolve_device(config.device)
+        self.seed = config.seed
+        self.show_progress = progress
+        self.metrics: list[Metric] = [METRICS.create(m.name, **m.params) for m in config.metrics]
+        self.context = MetricContext(cache=cache, device=self.device, seed=self.seed, ci_level=config.ci_level)
+
+    # ---- lazily loaded inputs -------------------------------------------------------------------------
+    def load_set(self, item: ComponentConfig) -> ImageSet:
+        return DATASETS.create(item.name, **item.params).load(self.cache)
+
+    @functools.cached_property
+    def task_train(self) -> ImageSet:
+        return self.load_set(self.config.task_train)
+
+    @functools.cached_property
+    def task_test(self) -> ImageSet:
+        return self.load_set(self.config.task_test)
+
+    @functools.cached_property
+    def model(self) -> SplitModel:
+        from privbench.training import task_model
+
+        return task_model(self.config.model, self.task_train, dataset_spec(self.config.task_train), self.seed,
+                          self.device, self.cache)
+
+    @functools.cached_property
+    def attacker_images(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(all attacker images, attacker's labelled task images, their labels), floats on CPU."""
+        parts = [self.load_set(d) for d in self.config.attacker_data]
+        everything = concat(parts, "attacker").floats()
+        task_parts = [p for p, d in zip(parts, self.config.attacker_data, strict=True)
+                      if d.name == self.config.task_train.name and "label" in p.labels]
+        if not task_parts:
+            return everything, None, None
+        task = concat(task_parts, "attacker-task")
+        return everything, task.floats(), task.labels["label"]
+
+    @functools.cached_property
+    def probes(self) -> list[ImageSet]:
+        return [self.load_set(p) for p in self.config.probes]
+
+    # ---- specs (cache keys) ---------------------------------------------------------------------------
+    @functools.cached_property
+    def model_key(self) -> dict[str, Any]:
+        m = self.config.model
+        return {"model": m.name, "params": m.params, "split": m.split, "epochs": m.epochs, "lr": m.lr,
+                "batch_size": m.batch_size, "train": dataset_spec(self.config.task_train), "seed": self.seed}
+
+    @functools.cached_property
+    def probes_key(self) -> list[dict[str, Any]]:
+        return [dataset_spec(p) for p in self.config.probes]
+
+    @functools.cached_property
+    def attacker_key(self) -> list[dict[str, Any]]:
+        return [dataset_spec(d) for d in self.config.attacker_data]
+
+    def probe_name(self, index: int) -> str:
+        names = [p.name for p in self.config.probes]
+        name = names[index]
+        return name if names.count(name) == 1 else f"{name}#{index}"
+
+    # ---- grid -----------------------------------------------------------------------------------------
+    def defense_settings(self) -> list[Defense]:
+        settings = []
+        for sweep in self.config.defenses:
+            cls = DEFENSES.get(sweep.name)
+            for strength in sweep.strengths:
+                settings.append(cls(**{**sweep.params, cls.strength_param: strength}))
+        return settings
+
+    def defended(self, defense: Defense) -> SplitModel:
+        return defense.apply(self.model, self)
+
+    def row(self, defense: Defense, attack: str, dataset: str, metric: Metric, score, seconds: float) -> dict:
+        return base_row(
+            seed=self.seed, dataset=dataset, model=self.config.model.name, split=self.config.model.split,
+            defense=defense.name, defense_params=params_json(defense.params), strength=defense.strength,
+            codec="none", quality="", attack=attack, metric=metric.name, kind=metric.side, value=score.value,
+            ci_low=score.ci_low, ci_high=score.ci_high, ci_method=score.ci_method, n=score.n,
+            seconds=round(seconds, 3))
+
+    def utility_rows(self, defense: Defense) -> list[dict[str, Any]]:
+        metrics = [m for m in self.metrics if m.side == "utility"]
+        if not metrics:
+            return []
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+               "test": dataset_spec(self.config.task_test), "metrics": [[m.name, m.params] for m in metrics],
+               "ci": self.config.ci_level, "labels": [defense.name, defense.params]}
+
+        def compute() -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            seed_everything(derive_seed(self.seed, "utility", defense.spec()))
+            outputs = self.defended(defense).predict(self.task_test.floats())
+            inputs = UtilityInputs(outputs, self.task_test.labels["label"])
+            rows = []
+            for metric in metrics:
+                score = metric.score(inputs, self.context)
+                rows.append(self.row(defense, "none", self.config.task_test.name, metric, score,
+                                     time.perf_counter() - start))
+            return rows
+
+        return self.cache.get_or_create("utility", key, compute)
+
+    def fitted_attack(self, defense: Defense, attack_cfg: ComponentConfig, defended: SplitModel) -> Attack:
+        attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
+        data, task_data, task_labels = self.attacker_images
+        view = attacker_view(attack.access, defended, data, self.device,
+                             derive_seed(self.seed, "attack", attack_cfg.name, defense.spec()),
+                             task_data=task_data, task_labels=task_labels,
+                             gradient_approximation=attack.gradient_approximation)
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+               "attack": attack.spec(), "attacker_data": self.attacker_key}
+        state = self.cache.load("attacker", key)
+        if state is not None:
+            attack.load_state(view, state["value"])
+            return attack
+        seed_everything(view.seed)
+        attack.fit(view)
+        learned = attack.state()
+        if learned is not None:
+            self.cache.save("attacker", key, learned)
+        return attack
+
+    def reconstructions(self, defense: Defense, attack_cfg: ComponentConfig) -> dict[str, torch.Tensor]:
+        """uint8 reconstructions of every probe set (cached by the effective defense)."""
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+               "attack": ATTACKS.create(attack_cfg.name, **attack_cfg.params).spec(),
+               "attacker_data": self.attacker_key, "probes": self.probes_key}
+
+        def compute() -> dict[str, torch.Tensor]:
+            defended = self.defended(defense)
+            attack = self.fitted_attack(defense, attack_cfg, defended)
+            out = {}
+            for i, probe in enumerate(self.probes):
+                name = self.probe_name(i)
+                seed_everything(derive_seed(self.seed, "observe", defense.spec(), name))
+                features = defended.features(probe.floats(self.device))
+                out[name] = to_uint8_images(attack.reconstruct(features))
+            return out
+
+        return self.cache.get_or_create("recon", key, compute)
+
+    def point(self, defense: Defense, attack_cfg: ComponentConfig) -> PointOutput:
+        """Rows of one grid point (privacy metrics of one attack against one defense setting)."""
+        metrics = [m for m in self.metrics if m.side == "privacy"]
+        attack_spec = ATTACKS.create(attack_cfg.name, **attack_cfg.params).spec()
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": [defense.name, defense.params],
+               "effective": defense.spec(), "attack": attack_spec, "attacker_data": self.attacker_key,
+               "probes": self.probes_key, "metrics": [[m.name, m.params] for m in metrics],
+               "ci": self.config.ci_level, "version": __version__}
+
+        def compute() -> dict[str, Any]:
+            start = time.perf_counter()
+            recon = self.reconstructions(defense, attack_cfg)
+            rows, notes, samples = [], [], {}
+            for i, probe in enumerate(self.probes):
+                name = self.probe_name(i)
+                x_hat = recon[name].float().div(255.0)
+                samples[name] = recon[name][:SAMPLES_PER_PROBE].clone()
+                inputs = PrivacyInputs(probe.floats(), x_hat, probe)
+                for metric in metrics:
+                    if not metric.applies_to(probe):
+                        continue
+                    try:
+                        score = metric.score(inputs, self.context)
+                    except MetricUnavailable as exc:
+                        notes.append(f"{metric.name} on {name}: unavailable ({exc})")
+                        continue
+                    rows.append(self.row(defense, attack_cfg.name, name, metric, score, 0.0))
+            seconds = round(time.perf_counter() - start, 3)
+            for row in rows:
+                row["seconds"] = seconds
+            return {"rows": rows, "samples": samples, "notes": notes}
+
+        value = self.cache.get_or_create("point", key, compute)
+        return PointOutput(value["rows"], value["samples"], value["notes"])
+
+    def originals(self) -> dict[str, torch.Tensor]:
+        key = {"probes": self.probes_key, "k": SAMPLES_PER_PROBE}
+        return self.cache.get_or_create(
+            "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
+                                       for i, p in enumerate(self.probes)})
+
+    def run(self, on_step: Callable[[str], None] | None = None) -> RunOutput:
+        settings = self.defense_settings()
+        total = len(settings) * (1 + len(self.config.attacks))
+        rows: list[dict[str, Any]] = []
+        samples: dict[tuple[str, float, str], dict[str, torch.Tensor]] = {}
+        notes: list[str] = []
+        with tqdm(total=total, desc=f"privbench {self.config.name}", unit="step",
+                  disable=not self.show_progress, leave=False) as bar:
+            for defense in settings:
+                bar.set_postfix_str(f"{defense.name}={defense.strength:g} utility")
+                rows += self.utility_rows(defense)
+                bar.update()
+                for attack_cfg in self.config.attacks:
+                    bar.set_postfix_str(f"{defense.name}={defense.strength:g} {attack_cfg.name}")
+                    out = self.point(defense, attack_cfg)
+                    rows += out.rows
+                    samples[(defense.name, defense.strength, attack_cfg.name)] = out.samples
+                    notes += [n for n in out.notes if n not in notes]
+                    bar.update()
+        run_id = f"{self.config.name}-{self.config.config_hash[:8]}"
+        for row in rows:
+            row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),
+                       privbench_version=__version__)
+        frame = to_frame(rows)
+        return RunOutput(frame, samples, self.originals(), notes)
+
+
+def run_benchmark(config: RunConfig, cache: Cache, progress: bool = True) -> RunOutput:
+    if not config.defenses:
+        raise PrivbenchError("config has no defenses to evaluate")
+    return Benchmark(config, cache, progress).run()

@@ -1,0 +1,101 @@
+"""SplitModel: a task network with a named cut between the edge (front) and the cloud (back).
+
+Convention used everywhere in privbench: images are float tensors in [0, 1] (``value_range``). Any input
+normalization (e.g. ImageNet mean/std) is the first layer of ``front``, so attacks reconstruct, and
+metrics compare, images in plain pixel space. A *defended* model is again a SplitModel whose front
+contains the defense stages (see ``privbench.defenses.base``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from privbench.errors import PrivbenchError
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std``, stored as buffers so it moves with the model."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def cut_sequential(layers: nn.Sequential, split: str) -> tuple[nn.Sequential, nn.Sequential]:
+    """Cut a named ``nn.Sequential`` right after the child called ``split``."""
+    names = [name for name, _ in layers.named_children()]
+    if split not in names:
+        raise PrivbenchError(f"unknown split '{split}' (choose from: {', '.join(names)})")
+    k = names.index(split) + 1
+    children = list(layers.named_children())
+    return nn.Sequential(OrderedDict(children[:k])), nn.Sequential(OrderedDict(children[k:]))
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+class SplitModel(nn.Module):
+    """A task network cut in two: ``front`` (edge) and ``back`` (cloud).
+
+    ``front(x) -> z`` is what crosses the network; ``back(z) -> y`` finishes the task. ``task_loss`` is the
+    training loss of the task (cross-entropy for classifiers); ``utility`` evaluates the task.
+    """
+
+    def __init__(self, front: nn.Module, back: nn.Module, *, model: str, split: str,
+                 value_range: tuple[float, float] = (0.0, 1.0), input_shape: tuple[int, int, int] = (3, 64, 64),
+                 num_classes: int | None = None) -> None:
+        super().__init__()
+        self.front = front
+        self.back = back
+        self.model_name = model
+        self.split = split
+        self.value_range = value_range
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.back(self.front(x))
+
+    def task_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, targets)
+
+    @torch.no_grad()
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of ``front``'s output for one input (without the batch dimension)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        z = self.front(torch.zeros(1, *self.input_shape, device=device))
+        self.train(was_training)
+        return tuple(z.shape[1:])
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """``front`` over a float image tensor in batches (eval mode, no gradients)."""
+        self.eval()
+        device = next(self.parameters()).device
+        parts = [self.front(images[s].to(device)) for s in batches(len(images), batch_size)]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Task outputs (logits) for a float image tensor, in batches."""
+        self.eval()
+        device = next(self.parameters()).device
+        return torch.cat([self(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
+
+    def with_front(self, front: nn.Module, split: str | None = None) -> SplitModel:
+        """A new SplitModel sharing ``back`` with a different front (used by defenses)."""
+        return SplitModel(front, self.back, model=self.model_name, split=split or self.split,
+                          value_range=self.value_range, input_shape=self.input_shape, num_classes=self.num_classes)

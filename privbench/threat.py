@@ -1,0 +1,86 @@
+"""The threat model as an object: what each access level hands an attacker.
+
+Following He, Zhang & Lee (ACSAC 2019) §3 and the habit of *breaching* (the threat model is separate from
+the attacks), the pipeline builds an :class:`AttackerView` for the access level an attack declares and
+hands it *only* that:
+
+- ``white-box``: the defended front itself (architecture + weights, differentiable), plus own data;
+- ``black-box``: a query function ``z = query(x)`` on the defended front (no weights, no gradients), plus
+  own data;
+- ``query-free``: no access to the front at all; the cloud back (the attacker *is* the cloud) and own
+  labelled data.
+
+Every level receives the attacker's own data (disjoint from the probes) and the shapes involved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from privbench.errors import PrivbenchError
+from privbench.split import SplitModel, batches
+
+
+class Access(enum.Enum):
+    WHITE_BOX = "white-box"
+    BLACK_BOX = "black-box"
+    QUERY_FREE = "query-free"
+
+
+@dataclasses.dataclass
+class AttackerView:
+    """What an attacker holds. Fields it is not entitled to are ``None``."""
+
+    access: Access
+    data: torch.Tensor  # attacker's own images, float in [0, 1], N×3×H×W, on CPU
+    input_shape: tuple[int, int, int]
+    feature_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+    device: torch.device
+    seed: int
+    query: Callable[[torch.Tensor], torch.Tensor] | None = None
+    front: nn.Module | None = None
+    back: nn.Module | None = None
+    num_classes: int | None = None
+    task_data: torch.Tensor | None = None  # attacker's own *labelled* task images (query-free training)
+    task_labels: torch.Tensor | None = None
+
+
+def make_query(front: nn.Module, device: torch.device, batch_size: int = 256) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A black-box oracle over the defended front: tensors in, tensors out, no gradients or weights."""
+
+    @torch.no_grad()
+    def query(x: torch.Tensor) -> torch.Tensor:
+        front.eval()
+        return torch.cat([front(x[s].to(device)) for s in batches(len(x), batch_size)])
+
+    return query
+
+
+def non_differentiable_stages(front: nn.Module) -> list[str]:
+    from privbench.defenses.base import defense_stages
+
+    return [s.label for s in defense_stages(front) if not s.differentiable]
+
+
+def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device, seed: int, *,
+                  task_data: torch.Tensor | None = None, task_labels: torch.Tensor | None = None,
+                  gradient_approximation: bool = False) -> AttackerView:
+    """Build the view for ``access``; white-box through a non-differentiable stage needs an approximation."""
+    common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels, input_shape=defended.input_shape,
+                  feature_shape=defended.feature_shape(), value_range=defended.value_range, device=device,
+                  seed=seed, num_classes=defended.num_classes)
+    if access is Access.WHITE_BOX:
+        blocked = non_differentiable_stages(defended.front)
+        if blocked and not gradient_approximation:
+            raise PrivbenchError(f"white-box attack needs gradients through the front, but stage "
+                                 f"'{blocked[0]}' is not differentiable (declare a gradient approximation)")
+        return AttackerView(front=defended.front, **common)
+    if access is Access.BLACK_BOX:
+        return AttackerView(query=make_query(defended.front, device), **common)
+    return AttackerView(back=defended.back, **common)

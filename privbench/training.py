@@ -1,0 +1,67 @@
+"""Training the task model (the network that is split), cached by everything upstream of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from privbench.cache import Cache
+from privbench.config import ModelConfig
+from privbench.data.base import ImageSet
+from privbench.device import derive_seed, seed_everything
+from privbench.models.base import ModelSpec
+from privbench.registry import MODELS
+from privbench.split import SplitModel, batches
+
+
+def fit_classifier(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float,
+                   batch_size: int, device: torch.device, seed: int, progress=None) -> None:
+    """Adam + cross-entropy with a cosine learning-rate decay; ``images`` are uint8 on CPU."""
+    network.to(device).train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    steps = max(1, epochs * ((len(images) + batch_size - 1) // batch_size))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for s in batches(len(images), batch_size):
+            idx = order[s]
+            x = images[idx].to(device).float().div_(255.0)
+            loss = nn.functional.cross_entropy(network(x), labels[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        if progress is not None:
+            progress()
+    network.eval()
+
+
+def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], seed: int, device: torch.device,
+               cache: Cache, progress=None) -> SplitModel:
+    """Build the task network, train it on ``train`` (or load it from the cache) and cut it at ``cfg.split``."""
+    spec_obj: ModelSpec = MODELS.create(cfg.name, **cfg.params)
+    num_classes = len(train.meta.get("classes", [])) or int(train.labels["label"].max()) + 1
+    input_shape = (3, *train.size)
+    network = spec_obj.build(num_classes, input_shape)
+    # Cut first: a bad split name fails before any training.
+    spec_obj.split_model(network, cfg.split, num_classes, input_shape)
+    key = {"model": spec_obj.spec(), "train": train_spec, "epochs": cfg.epochs, "lr": cfg.lr,
+           "batch_size": cfg.batch_size, "seed": seed, "num_classes": num_classes, "input": list(input_shape)}
+
+    def train_now() -> dict[str, torch.Tensor]:
+        seed_everything(derive_seed(seed, "task-model"))
+        fresh = spec_obj.build(num_classes, input_shape)
+        fit_classifier(fresh, train.images, train.labels["label"], epochs=cfg.epochs, lr=cfg.lr,
+                       batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
+                       progress=progress)
+        return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
+
+    state = cache.get_or_create("task-model", key, train_now)
+    network.load_state_dict(state)
+    network.to(device).eval()
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return spec_obj.split_model(network, cfg.split, num_classes, input_shape)
