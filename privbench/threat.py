@@ -15,6 +15,7 @@ Every level receives the attacker's own data (disjoint from the probes) and the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from collections.abc import Callable
@@ -49,6 +50,9 @@ class AttackerView:
     num_classes: int | None = None
     task_data: torch.Tensor | None = None  # attacker's own *labelled* task images (query-free training)
     task_labels: torch.Tensor | None = None
+    #: query-free: builds an *untrained* module with the defended front's architecture (Kerckhoffs: the
+    #: architecture and the defense are public, the weights are not); ``None`` when not entitled
+    front_architecture: Callable[[], nn.Module] | None = None
 
 
 def make_query(front: nn.Module, device: torch.device, batch_size: int = 256) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -60,6 +64,44 @@ def make_query(front: nn.Module, device: torch.device, batch_size: int = 256) ->
         return torch.cat([front(x[s].to(device)) for s in batches(len(x), batch_size)])
 
     return query
+
+
+def reinitialize(module: nn.Module, seed: int) -> nn.Module:
+    """Re-draw every parameter of ``module`` in place (``reset_parameters`` where a layer has one, a
+    Kaiming-uniform / zero draw otherwise), so no trained weight survives; buffers such as a fixed input
+    normalization are kept (they are part of the public architecture)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        covered: set[int] = set()
+        for sub in module.modules():
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset):
+                reset()
+                covered.update(id(p) for p in sub.parameters(recurse=False))
+        with torch.no_grad():
+            for p in module.parameters():
+                if id(p) in covered:
+                    continue
+                if p.ndim >= 2:
+                    nn.init.kaiming_uniform_(p, a=5**0.5)
+                else:
+                    p.zero_()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return module
+
+
+def architecture_factory(front: nn.Module, seed: int) -> Callable[[], nn.Module]:
+    """A builder of untrained copies of ``front``'s architecture (the template holds no trained weight)."""
+    template = reinitialize(copy.deepcopy(front).cpu(), seed)
+    for p in template.parameters():
+        p.requires_grad_(True)
+
+    def build() -> nn.Module:
+        return copy.deepcopy(template)
+
+    return build
 
 
 def non_differentiable_stages(front: nn.Module) -> list[str]:
@@ -83,4 +125,5 @@ def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, devi
         return AttackerView(front=defended.front, **common)
     if access is Access.BLACK_BOX:
         return AttackerView(query=make_query(defended.front, device), **common)
-    return AttackerView(back=defended.back, **common)
+    return AttackerView(back=defended.back, front_architecture=architecture_factory(defended.front, seed),
+                        **common)

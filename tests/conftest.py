@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny but real benchmark configurations (CPU, seconds, not minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from privbench.cache import Cache
+from privbench.config import load_config
+from privbench.runner import run_benchmark
+
+# A small version of the default benchmark: same structure, fewer images and epochs.
+SMALL = {
+    "name": "small",
+    "seed": 0,
+    "device": "cpu",
+    "model": {"name": "vgg-small", "params": {"width": 8}, "split": "relu22", "epochs": 4, "lr": 0.003,
+              "batch_size": 64},
+    "task": {"train": {"name": "synth-scenes", "params": {"subset": "train", "n": 800, "size": 32}},
+             "test": {"name": "synth-scenes", "params": {"subset": "test", "n": 200, "size": 32}}},
+    "attacker_data": [
+        {"name": "synth-scenes", "params": {"subset": "attacker", "n": 200, "size": 32}},
+        {"name": "synth-faces", "params": {"subset": "attacker", "identities": 50, "per_identity": 2, "size": 32}},
+        {"name": "synth-pedestrians", "params": {"subset": "attacker", "n": 100, "size": 32}},
+    ],
+    "probes": [
+        {"name": "synth-faces", "params": {"subset": "test", "identities": 8, "per_identity": 2, "size": 32}},
+        {"name": "synth-pedestrians", "params": {"subset": "test", "n": 16, "size": 32}},
+    ],
+    "defenses": [
+        {"name": "noise", "params": {"placement": "features"}, "strengths": [0.0, 1.0, 4.0]},
+        {"name": "dropout", "params": {"placement": "features"}, "strengths": [0.0, 0.5, 0.9]},
+    ],
+    "attacks": [{"name": "inverse-net", "params": {"epochs": 6}}],
+    "metrics": ["psnr", "ssim", "edge-psnr", "mse", "accuracy"],
+}
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return load_config(None, SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory, small_config):
+    cache = Cache(tmp_path_factory.mktemp("cache-small"))
+    return run_benchmark(small_config, cache, progress=False)

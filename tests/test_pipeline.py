@@ -1,0 +1,71 @@
+"""End-to-end behaviour of a small benchmark: the curves move the right way, results are reproducible."""
+
+import pandas as pd
+import pytest
+
+from privbench.cache import Cache
+from privbench.config import load_config
+from privbench.results import COLUMNS
+from privbench.runner import run_benchmark
+
+from .conftest import SMALL
+
+
+def values(frame, defense, metric, dataset=None, attack=None):
+    part = frame[(frame.defense == defense) & (frame.metric == metric)]
+    if dataset:
+        part = part[part.dataset == dataset]
+    if attack:
+        part = part[part.attack == attack]
+    return part.sort_values("strength").set_index("strength")["value"]
+
+
+def test_schema_and_counts(small_run):
+    frame = small_run.frame
+    assert list(frame.columns) == COLUMNS
+    # 6 settings × (1 utility row + 2 probe sets × 4 privacy metrics)
+    assert len(frame) == 6 * (1 + 2 * 4)
+    assert set(frame.kind) == {"privacy", "utility"}
+    assert (frame.n > 0).all()
+    assert ((frame.ci_low <= frame.value + 1e-9) & (frame.value <= frame.ci_high + 1e-9)).all()
+
+
+@pytest.mark.parametrize("defense", ["noise", "dropout"])
+def test_stronger_defense_lowers_attack_psnr_and_utility(small_run, defense):
+    frame = small_run.frame
+    for dataset in ("synth-faces", "synth-pedestrians"):
+        psnr = values(frame, defense, "psnr", dataset, "inverse-net")
+        assert psnr.iloc[0] > psnr.iloc[-1] + 2.0, psnr  # far better at strength 0 than at the strongest
+        assert psnr.is_monotonic_decreasing or (psnr.diff().dropna() < 0.3).all(), psnr
+        mse = values(frame, defense, "mse", dataset, "inverse-net")
+        assert mse.iloc[-1] > mse.iloc[0]
+    accuracy = values(frame, defense, "accuracy")
+    assert accuracy.iloc[0] > 0.6, "the task model must learn the synthetic task"
+    assert accuracy.iloc[-1] < accuracy.iloc[0] - 0.05, accuracy
+
+
+def test_zero_strength_settings_share_one_attacker(small_run):
+    frame = small_run.frame
+    zero = frame[(frame.strength == 0) & (frame.kind == "privacy")]
+    by_defense = zero.pivot_table(index=["dataset", "metric"], columns="defense", values="value")
+    pd.testing.assert_series_equal(by_defense["noise"], by_defense["dropout"], check_names=False)
+
+
+def test_same_config_and_seed_give_identical_results(tmp_path, small_config):
+    """Two runs from empty caches: identical tables apart from wall-clock seconds."""
+    config = load_config(None, {**SMALL, "defenses": [{"name": "noise", "strengths": [0.0, 2.0]}],
+                                "attacks": [{"name": "inverse-net", "params": {"epochs": 2}}]})
+    first = run_benchmark(config, Cache(tmp_path / "a"), progress=False).frame
+    second = run_benchmark(config, Cache(tmp_path / "b"), progress=False).frame
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), second.drop(columns="seconds"))
+
+
+def test_warm_rerun_recomputes_nothing(tmp_path):
+    config = load_config(None, {**SMALL, "defenses": [{"name": "dropout", "strengths": [0.0, 0.5]}],
+                                "attacks": [{"name": "inverse-net", "params": {"epochs": 1}}]})
+    cache = Cache(tmp_path)
+    first = run_benchmark(config, cache, progress=False).frame
+    warm = Cache(tmp_path)
+    second = run_benchmark(config, warm, progress=False).frame
+    assert warm.misses == 0 and warm.hits > 0
+    pd.testing.assert_frame_equal(first, second)
