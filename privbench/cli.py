@@ -198,6 +198,31 @@ def report(run_dir: Path) -> None:
     click.echo(f"report -> {run_dir / 'report.md'}")
 
 
+@cli.command()
+@click.argument("current", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="committed baseline results.csv (e.g. results/baselines/default.csv)")
+@click.option("--tol", "tolerances", multiple=True, metavar="METRIC=X",
+              help="absolute tolerance for a metric (repeatable); defaults: psnr 0.5, ssim 0.02, accuracy 0.02")
+@click.option("--default-tol", type=float, default=0.02, show_default=True, help="tolerance of other metrics")
+@click.option("--use-ci", is_flag=True, help="also require non-overlapping confidence intervals")
+def regress(current: Path, baseline: Path, tolerances, default_tol: float, use_ci: bool) -> None:
+    """CI gate: exit 0 when CURRENT is within tolerance of the baseline, 1 with a readable diff otherwise."""
+    from privbench.registry import parse_assignments
+    from privbench.regress import compare, format_verdict
+    from privbench.results import read_csv
+
+    tol = {}
+    for key, value in parse_assignments(tolerances).items():
+        try:
+            tol[key] = float(value)
+        except ValueError:
+            raise PrivbenchError(f"--tol {key}: expected a number, got {value!r}") from None
+    verdict = compare(read_csv(current), read_csv(baseline), tol, default_tol, use_ci)
+    click.echo(format_verdict(verdict))
+    sys.exit(0 if verdict.ok else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turns user errors into one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv

@@ -8,7 +8,7 @@ from privbench.config import load_config
 from privbench.results import COLUMNS
 from privbench.runner import run_benchmark
 
-from .conftest import SMALL
+from conftest import SMALL
 
 
 def values(frame, defense, metric, dataset=None, attack=None):
