@@ -1,4 +1,8 @@
 """Attacks: each module registers one model-inversion attack with ``@ATTACKS.register(name)``."""
 
-from privbench.attacks import inverse_net  # noqa: F401  (registrations)
+from privbench.attacks import (
+    inverse_net,  # noqa: F401  (registrations)
+    rmle,  # noqa: F401  (registration)
+    shadow,  # noqa: F401  (registration)
+)
 from privbench.attacks.base import Attack  # noqa: F401

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from privbench.registry import DEFENSES, Param
 from privbench.defenses.base import PLACEMENT_PARAM, DefenseStage, TransformDefense
+from privbench.registry import DEFENSES, Param
 
 
 class NoiseStage(DefenseStage):

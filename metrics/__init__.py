@@ -1,4 +1,12 @@
 """Metrics: privacy (what a reconstruction reveals), utility (the task), rate. One module per family."""
 
-from privbench.metrics import image_quality, utility  # noqa: F401  (registrations)
+from privbench.metrics import (  # noqa: F401  (registrations)  # noqa: F401, I001
+    attack_accuracy,
+    attributes,
+    identity,
+    image_quality,
+    perceptual,
+    plates,
+    utility,
+)
 from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score  # noqa: F401

@@ -50,7 +50,7 @@ def _overrides(name, seed, device) -> dict[str, Any]:
 
 
 def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str):
-    from privbench.cache import Cache
+    from privbench.cache import Cache, atomic_write_text
     from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
     from privbench.results import write_csv
     from privbench.runner import run_benchmark
@@ -61,6 +61,7 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     run_dir = out_root / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     write_csv(output.frame, run_dir / "results.csv")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.raw, sort_keys=False))  # `eval --run`
     save_samples(output.originals, output.samples, run_dir)
     plots = privacy_utility_plots(output.frame, run_dir)
     grid = reconstruction_grid(output.originals, output.samples, run_dir)
@@ -144,9 +145,12 @@ def attack(defense, strength, defense_params, attack_name, attack_params, model_
         if split:
             model["split"] = split
         overrides["model"] = model
-    if datasets:
-        overrides["probes"] = [{"name": d, "params": {"subset": "test"}} for d in datasets]
     config = load_config(None, overrides)
+    if datasets:  # probes at the task data's image size, so they fit the model
+        size = config.task_train.params.get("size")
+        extra = {"size": size} if size else {}
+        overrides["probes"] = [{"name": d, "params": {"subset": "test", **extra}} for d in datasets]
+        config = load_config(None, overrides)
     output, run_dir, elapsed, _ = _execute(config, out_root, cache_dir, no_cache, quiet,
                                            yaml.safe_dump(config.raw, sort_keys=False))
     table = summary_table(output.frame)
@@ -181,6 +185,46 @@ def list_components(what) -> None:
             click.echo(f"  {name}{extra}: {cls.summary}")
             for param in cls.params:
                 click.echo(f"      {param.describe()}")
+
+
+@cli.command("eval")
+@click.option("--metric", "metric_name", required=True, help="privacy metric (see `privbench list metrics`)")
+@click.option("--param", "metric_params", multiple=True, metavar="K=V", help="metric parameter (repeatable)")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="run directory written by `privbench run` (scores every grid point)")
+@click.option("--recon", "recon_dir", type=click.Path(path_type=Path), default=None,
+              help="folder of reconstructed images (with --orig)")
+@click.option("--orig", "orig_dir", type=click.Path(path_type=Path), default=None,
+              help="folder of original images, same relative file names as --recon")
+@click.option("--labels", "labels_csv", type=click.Path(path_type=Path), default=None,
+              help="CSV: file, then identity / label / text / x1,y1,x2,y2 / 0-1 attribute columns")
+@click.option("--synthetic", "family", default=None,
+              help="the folder images are this synthetic dataset's (built-in recognizers train on it)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed (folders; a run uses its own)")
+@click.option("--device", default=None, help="auto | cpu | cuda[:N]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
+@click.option("--no-cache", is_flag=True, help="recompute everything and store nothing")
+def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, labels_csv, family, seed, device,
+                 cache_dir, no_cache) -> None:
+    """Score one privacy metric on a run directory, or on a pair of image folders; print a short table."""
+    from privbench.cache import Cache
+    from privbench.evaluate import score_folders, score_run
+    from privbench.registry import METRICS, load_components, parse_assignments
+
+    load_components()
+    if (run_dir is None) == (recon_dir is None and orig_dir is None):
+        raise PrivbenchError("give either --run RUN_DIR or both --recon DIR and --orig DIR")
+    metric = METRICS.create(metric_name, **parse_assignments(metric_params))
+    cache = Cache(cache_dir, enabled=not no_cache)
+    if run_dir is not None:
+        table = score_run(run_dir, metric, cache, device)
+    else:
+        if recon_dir is None or orig_dir is None:
+            raise PrivbenchError("--recon and --orig go together")
+        table = score_folders(recon_dir, orig_dir, metric, cache, labels_csv=labels_csv, family=family,
+                              seed=seed, device=device or "auto")
+    click.echo(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
 
 
 @cli.command()

@@ -159,7 +159,7 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
         item = _mapping(item, f"defenses[{i}]", DEFENSE_KEYS)
         cls = DEFENSES.get(str(item.get("name")))
         params = dict(item.get("params") or {})
-        strengths = item.get("strengths", [params.get(cls.strength_param, None)])
+        strengths = item.get("strengths", [params.get(cls.strength_param)])
         if not isinstance(strengths, list) or not strengths:
             raise PrivbenchError(f"config: 'defenses[{i}].strengths' must be a non-empty list")
         checked = []

@@ -36,6 +36,7 @@ from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS
 from privbench.results import base_row, git_sha, params_json, to_frame
 from privbench.split import SplitModel
 from privbench.threat import attacker_view
+from privbench.worst_case import add_worst_case
 
 #: how many images of each probe set are kept for the reconstruction grid
 SAMPLES_PER_PROBE = 3
@@ -279,6 +280,8 @@ class Benchmark:
             row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),
                        privbench_version=__version__)
         frame = to_frame(rows)
+        if len(self.config.attacks) > 1:
+            frame = add_worst_case(frame, METRICS)
         return RunOutput(frame, samples, self.originals(), notes)
 
 

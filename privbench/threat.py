@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
 from privbench.split import SplitModel, batches
 
@@ -55,7 +56,8 @@ class AttackerView:
     front_architecture: Callable[[], nn.Module] | None = None
 
 
-def make_query(front: nn.Module, device: torch.device, batch_size: int = 256) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_query(front: nn.Module, device: torch.device,
+               batch_size: int = 256) -> Callable[[torch.Tensor], torch.Tensor]:
     """A black-box oracle over the defended front: tensors in, tensors out, no gradients or weights."""
 
     @torch.no_grad()
@@ -94,7 +96,7 @@ def reinitialize(module: nn.Module, seed: int) -> nn.Module:
 
 def architecture_factory(front: nn.Module, seed: int) -> Callable[[], nn.Module]:
     """A builder of untrained copies of ``front``'s architecture (the template holds no trained weight)."""
-    template = reinitialize(copy.deepcopy(front).cpu(), seed)
+    template = reinitialize(copy.deepcopy(front).cpu(), derive_seed(seed, "front-architecture"))
     for p in template.parameters():
         p.requires_grad_(True)
 
@@ -110,13 +112,15 @@ def non_differentiable_stages(front: nn.Module) -> list[str]:
     return [s.label for s in defense_stages(front) if not s.differentiable]
 
 
-def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device, seed: int, *,
-                  task_data: torch.Tensor | None = None, task_labels: torch.Tensor | None = None,
+def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device,
+                  seed: int, *, task_data: torch.Tensor | None = None,
+                  task_labels: torch.Tensor | None = None,
                   gradient_approximation: bool = False) -> AttackerView:
     """Build the view for ``access``; white-box through a non-differentiable stage needs an approximation."""
-    common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels, input_shape=defended.input_shape,
-                  feature_shape=defended.feature_shape(), value_range=defended.value_range, device=device,
-                  seed=seed, num_classes=defended.num_classes)
+    common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
+                  input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
+                  value_range=defended.value_range, device=device, seed=seed,
+                  num_classes=defended.num_classes)
     if access is Access.WHITE_BOX:
         blocked = non_differentiable_stages(defended.front)
         if blocked and not gradient_approximation:

@@ -16,12 +16,12 @@ SMALL = {
     "name": "small",
     "seed": 0,
     "device": "cpu",
-    "model": {"name": "vgg-small", "params": {"width": 8}, "split": "relu22", "epochs": 4, "lr": 0.003,
-              "batch_size": 64},
-    "task": {"train": {"name": "synth-scenes", "params": {"subset": "train", "n": 800, "size": 32}},
-             "test": {"name": "synth-scenes", "params": {"subset": "test", "n": 200, "size": 32}}},
+    "model": {"name": "vgg-small", "params": {"width": 8}, "split": "relu12", "epochs": 5, "lr": 0.003,
+              "batch_size": 32},
+    "task": {"train": {"name": "synth-scenes", "params": {"subset": "train", "n": 800, "size": 32, "classes": 4}},
+             "test": {"name": "synth-scenes", "params": {"subset": "test", "n": 200, "size": 32, "classes": 4}}},
     "attacker_data": [
-        {"name": "synth-scenes", "params": {"subset": "attacker", "n": 200, "size": 32}},
+        {"name": "synth-scenes", "params": {"subset": "attacker", "n": 200, "size": 32, "classes": 4}},
         {"name": "synth-faces", "params": {"subset": "attacker", "identities": 50, "per_identity": 2, "size": 32}},
         {"name": "synth-pedestrians", "params": {"subset": "attacker", "n": 100, "size": 32}},
     ],
@@ -31,7 +31,7 @@ SMALL = {
     ],
     "defenses": [
         {"name": "noise", "params": {"placement": "features"}, "strengths": [0.0, 1.0, 4.0]},
-        {"name": "dropout", "params": {"placement": "features"}, "strengths": [0.0, 0.5, 0.9]},
+        {"name": "dropout", "params": {"placement": "features"}, "strengths": [0.0, 0.5, 0.95]},
     ],
     "attacks": [{"name": "inverse-net", "params": {"epochs": 6}}],
     "metrics": ["psnr", "ssim", "edge-psnr", "mse", "accuracy"],
@@ -41,6 +41,19 @@ SMALL = {
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def reduced(**changes) -> dict:
+    """SMALL with fewer images (for tests that run the pipeline more than once)."""
+    data = {**SMALL, **changes}
+    data["task"] = {"train": {"name": "synth-scenes", "params": {"subset": "train", "n": 200, "size": 32, "classes": 4}},
+                    "test": {"name": "synth-scenes", "params": {"subset": "test", "n": 60, "size": 32, "classes": 4}}}
+    data["model"] = {**SMALL["model"], "epochs": 1}
+    data["attacker_data"] = [{"name": "synth-faces", "params": {"subset": "attacker", "identities": 30,
+                                                                "per_identity": 2, "size": 32}}]
+    data["probes"] = [{"name": "synth-faces", "params": {"subset": "test", "identities": 4, "per_identity": 2,
+                                                         "size": 32}}]
+    return data
 
 
 @pytest.fixture(scope="session")

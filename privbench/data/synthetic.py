@@ -31,10 +31,10 @@ parameters, independent of generation order, and any prefix of a larger set equa
 three subsets ``train`` / ``test`` / ``attacker`` use different RNG streams and are therefore disjoint
 by construction; faces additionally use disjoint identity-id ranges (:data:`IDENTITY_OFFSETS`).
 
-Rendering. Shapes are drawn with Pillow on a canvas supersampled up to 4× and box-downsampled, so thin
-details (a 1 px brim, a mole) are anti-aliased rather than aliased; backgrounds, lighting and noise are
-applied in numpy at the output size. All geometry is expressed as fractions of the image side, so the
-``size`` parameter only changes the resolution.
+Rendering. Shapes are drawn with Pillow on a supersampled canvas (2× at 64 px, up to 4× for small
+sizes) and box-downsampled, so thin details (a 1 px brim, a mole) are anti-aliased rather than aliased;
+backgrounds, lighting and noise are applied in numpy at the output size. All geometry is expressed as
+fractions of the image side, so the ``size`` parameter only changes the resolution.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -55,7 +55,7 @@ from privbench.data.base import SEED_PARAM, SIZE_PARAM, Dataset, ImageSet
 from privbench.registry import DATASETS, Param
 
 __all__ = [
-    "FACE_KIND", "IDENTITY_OFFSETS", "PEDESTRIAN_ATTRIBUTES", "PLATE_ALPHABET", "PLATE_LETTERS",
+    "FINE_ATTRIBUTES", "IDENTITY_OFFSETS", "PEDESTRIAN_ATTRIBUTES", "PLATE_ALPHABET", "PLATE_LETTERS",
     "SCENE_CLASSES", "SUBSETS", "SyntheticFaces", "SyntheticPedestrians", "SyntheticPlates",
     "SyntheticScenes", "preview", "random_plate_text",
 ]
@@ -92,42 +92,72 @@ def _font(pixels: int) -> ImageFont.FreeTypeFont:
 
 
 def _supersample(size: int) -> int:
-    """Drawing scale factor: about 256 px canvases for small images, never more than 4×."""
-    return max(1, min(4, -(-256 // size)))
+    """Drawing scale factor: canvases of at least 128 px (2× at 64 px), never more than 4×."""
+    return max(1, min(4, -(-128 // size)))
 
 
-def _smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """A smooth random field (≈N(0, 1) values) of ``size``×``size``, with ``cells`` blobs per side."""
-    grid = rng.standard_normal((cells, cells)).astype(np.float32)
-    return np.asarray(Image.fromarray(grid).resize((size, size), Image.Resampling.BICUBIC))
+@functools.lru_cache(maxsize=64)
+def _blob_basis(size: int, cells: int) -> np.ndarray:
+    """size×cells matrix of normalised Gaussian bumps: smooth interpolation of a cells-wide grid."""
+    x = (np.arange(size) + 0.5) / size
+    centres = (np.arange(cells) + 0.5) / cells
+    basis = np.exp(-(((x[:, None] - centres[None, :]) * cells) ** 2))
+    basis /= np.sqrt((basis**2).sum(axis=1, keepdims=True))
+    return basis.astype(np.float32)
+
+
+def _smooth_field(rng: np.random.Generator, size: int, cells: int, channels: int = 1) -> np.ndarray:
+    """A smooth random field (≈N(0, 1) values), size×size×channels, with ``cells`` blobs per side."""
+    basis = _blob_basis(size, cells)
+    grid = rng.standard_normal((channels, cells, cells), dtype=np.float32)
+    return np.ascontiguousarray((basis @ grid @ basis.T).transpose(1, 2, 0))
+
+
+@functools.lru_cache(maxsize=16)
+def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
+    coords = np.linspace(-1.0, 1.0, size, dtype=np.float32) / np.float32(math.sqrt(2))
+    return coords[None, :], coords[:, None]
 
 
 def _ramp(rng: np.random.Generator, size: int) -> np.ndarray:
     """A linear ramp in [-1, 1] along a random direction, size×size."""
     angle = rng.uniform(0, 2 * math.pi)
-    coords = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-    return (np.cos(angle) * coords[None, :] + np.sin(angle) * coords[:, None]) / math.sqrt(2)
+    x, y = _coords(size)
+    return np.float32(math.cos(angle)) * x + np.float32(math.sin(angle)) * y
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    """A fixed bank of N(0, 1) noise; images take random crops of it (much cheaper than fresh draws)."""
+    return np.random.default_rng(0x5EED).standard_normal((320, 320, 3), dtype=np.float32)
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[0], shape[1]
+    bank = _noise_bank()
+    if h > bank.shape[0] or w > bank.shape[1]:
+        return rng.standard_normal(shape, dtype=np.float32)
+    y, x = rng.integers(0, bank.shape[0] - h + 1), rng.integers(0, bank.shape[1] - w + 1)
+    return bank[y:y + h, x:x + w]
 
 
 def _background(rng: np.random.Generator, size: int, low: float = 30, high: float = 225,
                 texture: float = 22.0) -> np.ndarray:
     """Two-colour gradient plus smooth colour noise, float32 H×W×3 in [0, 255]."""
-    c0, c1 = rng.uniform(low, high, 3), rng.uniform(low, high, 3)
+    c0, c1 = rng.uniform(low, high, 3).astype(np.float32), rng.uniform(low, high, 3).astype(np.float32)
     t = (_ramp(rng, size)[..., None] + 1) / 2
     img = c0 * (1 - t) + c1 * t
-    cells = int(rng.integers(3, 9))
-    for ch in range(3):
-        img[..., ch] += texture * _smooth_field(rng, size, cells)
-    return img.astype(np.float32)
+    img += texture * _smooth_field(rng, size, int(rng.integers(3, 9)), 3)
+    return img
 
 
 def _finish(rng: np.random.Generator, img: np.ndarray, light: float, noise: float) -> np.ndarray:
     """Lighting gradient, exposure, per-channel white balance and Gaussian noise; returns uint8 H×W×3."""
     size = img.shape[0]
-    gain = 1 + rng.uniform(0, light) * _ramp(rng, size)
+    gain = 1 + np.float32(rng.uniform(0, light)) * _ramp(rng, size)
     balance = rng.uniform(1 - light / 3, 1 + light / 3, 3) * rng.uniform(1 - light / 2, 1 + light / 3)
-    out = img * gain[..., None] * balance
-    out += rng.normal(0, noise, out.shape)
+    out = img.astype(np.float32) * gain[..., None] * balance.astype(np.float32)
+    out += np.float32(noise) * _noise(rng, out.shape)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -135,7 +165,8 @@ def _canvas(background: np.ndarray, scale: int) -> Image.Image:
     """An RGB drawing canvas at ``scale``× the size of a float H×W×3 background."""
     size = background.shape[0]
     img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
-    return img.resize((size * scale, size * scale), Image.Resampling.BILINEAR) if scale > 1 else img
+    # NEAREST: the background is smooth, and box-downsampling a nearest-upsampled image is exact.
+    return img.resize((size * scale, size * scale), Image.Resampling.NEAREST) if scale > 1 else img
 
 
 def _downsample(img: Image.Image, size: int) -> np.ndarray:
@@ -145,7 +176,8 @@ def _downsample(img: Image.Image, size: int) -> np.ndarray:
 
 
 def _rgb(colour: Sequence[float]) -> tuple[int, int, int]:
-    return tuple(int(np.clip(round(c), 0, 255)) for c in colour)  # type: ignore[return-value]
+    r, g, b = (min(255, max(0, round(float(c)))) for c in colour)
+    return r, g, b
 
 
 def _jitter(rng: np.random.Generator, colour: Sequence[float], amount: float) -> np.ndarray:
@@ -164,6 +196,9 @@ def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 
 class _SyntheticDataset(Dataset):
     """Common parts: the set name and meta of every synthetic dataset."""
+
+    #: Generator version (part of the cache key): bump whenever the images or labels change.
+    version = 2
 
     def _imageset(self, images: list[np.ndarray], labels: dict[str, Any], **meta: Any) -> ImageSet:
         meta = {"subset": self.params["subset"], "synthetic": True, "seed": self.params["seed"], **meta}
@@ -189,12 +224,11 @@ def _rect(half_w: float, half_h: float, dx: float = 0.0, dy: float = 0.0) -> np.
 
 
 def _shape_circle(draw, rng, c, r, angle):
-    ry = r * rng.uniform(0.85, 1.0)
-    draw.ellipse([c[0] - r, c[1] - ry, c[0] + r, c[1] + ry], fill=255)
+    draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=255)
 
 
 def _shape_square(draw, rng, c, r, angle):
-    _polygon(draw, _rect(0.85 * r, 0.85 * r), angle, c)
+    _polygon(draw, _rect(0.82 * r, 0.82 * r), angle, c)
 
 
 def _shape_triangle(draw, rng, c, r, angle):
@@ -221,12 +255,17 @@ def _stripes(draw, rng, c, r, angle):
         _polygon(draw, _rect(r, period / 4, dy=-r + period * (k + 0.5)), angle, c)
 
 
+def _tilt(angle: float, limit: float = 0.26) -> float:
+    """Map a uniform angle in [0, 2π) to a small tilt in [-limit, limit] (orientation-defined classes)."""
+    return (angle / math.pi - 1) * limit
+
+
 def _shape_stripes_h(draw, rng, c, r, angle):
-    _stripes(draw, rng, c, r, angle * 0.25)
+    _stripes(draw, rng, c, r, _tilt(angle))
 
 
 def _shape_stripes_v(draw, rng, c, r, angle):
-    _stripes(draw, rng, c, r, math.pi / 2 + angle * 0.25)
+    _stripes(draw, rng, c, r, math.pi / 2 + _tilt(angle))
 
 
 def _shape_two_blobs(draw, rng, c, r, angle):
@@ -244,7 +283,7 @@ def _shape_star(draw, rng, c, r, angle):
 
 
 def _shape_checker(draw, rng, c, r, angle):
-    cells = int(rng.integers(2, 4))
+    cells, r = 3, 1.1 * r
     cell = 2 * r / cells
     for i in range(cells):
         for j in range(cells):
@@ -261,9 +300,9 @@ _SCENE_DRAWERS: dict[str, Callable[..., None]] = {
 def _scene_clutter(rng: np.random.Generator, img: Image.Image, size: int) -> None:
     """Small distractors (dots, short strokes, specks) that a blur removes and a classifier must ignore."""
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(4, 12))):
+    for _ in range(int(rng.integers(2, 8))):
         x, y = rng.uniform(0, size, 2)
-        s = rng.uniform(0.01, 0.05) * size
+        s = rng.uniform(0.01, 0.04) * size
         colour = _rgb(rng.uniform(0, 255, 3))
         kind = rng.integers(3)
         if kind == 0:
@@ -278,9 +317,9 @@ def _scene_clutter(rng: np.random.Generator, img: Image.Image, size: int) -> Non
 
 def _scene_occluder(rng: np.random.Generator, mask_draw: ImageDraw.ImageDraw, canvas: int) -> None:
     """Sometimes cut a bar or a disc out of the shape (partial occlusion by background)."""
-    if rng.random() < 0.3:
+    if rng.random() < 0.15:
         x, y = rng.uniform(0.2, 0.8, 2) * canvas
-        s = rng.uniform(0.05, 0.1) * canvas
+        s = rng.uniform(0.04, 0.08) * canvas
         if rng.random() < 0.5:
             mask_draw.ellipse([x - s, y - s, x + s, y + s], fill=0)
         else:
@@ -288,25 +327,34 @@ def _scene_occluder(rng: np.random.Generator, mask_draw: ImageDraw.ImageDraw, ca
             _polygon(mask_draw, _rect(canvas, s / 3), a, (x, y), fill=0)
 
 
+def _scene_foreground(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A random foreground colour that differs from the background mostly in brightness.
+
+    Hue is random (so no class has a colour), but a guaranteed luminance step makes the shape's outline
+    the obvious cue, which a small CNN picks up quickly and which survives blur.
+    """
+    bg_mean = background[::4, ::4].reshape(-1, 3).mean(axis=0)
+    sign = 1.0 if bg_mean.mean() < 128 else -1.0
+    direction = rng.normal(0, 0.5, 3) + sign * np.ones(3) / math.sqrt(3)
+    direction /= np.linalg.norm(direction)
+    return np.clip(bg_mean + direction * rng.uniform(90, 200), 0, 255).astype(np.float32)
+
+
 def _scene_image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     scale = _supersample(size)
     canvas = size * scale
     mask_img = Image.new("L", (canvas, canvas), 0)
     mask_draw = ImageDraw.Draw(mask_img)
-    r = rng.uniform(0.17, 0.3) * canvas
+    r = rng.uniform(0.2, 0.32) * canvas
     centre = (rng.uniform(0.9 * r, canvas - 0.9 * r), rng.uniform(0.9 * r, canvas - 0.9 * r))
     _SCENE_DRAWERS[SCENE_CLASSES[label]](mask_draw, rng, centre, r, rng.uniform(0, 2 * math.pi))
     _scene_occluder(rng, mask_draw, canvas)
-    mask = _downsample(mask_img, size)[..., None] / 255.0
+    mask = _downsample(mask_img, size)[..., None] * np.float32(1 / 255)
 
-    background = _background(rng, size, texture=rng.uniform(10, 35))
-    # Foreground colour: random, with a contrast to the background's mean that may be fairly low.
-    bg_mean = background.mean(axis=(0, 1))
-    direction = rng.normal(0, 1, 3)
-    direction /= np.linalg.norm(direction) + 1e-6
-    fg = np.clip(bg_mean + direction * rng.uniform(60, 200), 0, 255)
-    foreground = fg + rng.uniform(5, 25) * _smooth_field(rng, size, int(rng.integers(4, 12)))[..., None]
-    img = background * (1 - mask) + foreground * mask
+    background = _background(rng, size, texture=rng.uniform(8, 25))
+    foreground = _scene_foreground(rng, background) + np.float32(rng.uniform(5, 20)) * _smooth_field(
+        rng, size, int(rng.integers(4, 12)))
+    img = background + (foreground - background) * mask
 
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     _scene_clutter(rng, pil, size)
@@ -388,7 +436,7 @@ class FaceIdentity:
     texture: np.ndarray
 
 
-def _face_identity(rng: np.random.Generator, canvas: int) -> FaceIdentity:
+def _face_identity(rng: np.random.Generator, size: int) -> FaceIdentity:
     moles = []
     for _ in range(int(rng.integers(1, 5))):
         ang, rad = rng.uniform(0, 2 * math.pi), math.sqrt(rng.uniform(0.05, 0.8))
@@ -399,9 +447,13 @@ def _face_identity(rng: np.random.Generator, canvas: int) -> FaceIdentity:
         for _ in range(int(rng.integers(10, 26))):
             side = rng.choice([-1, 1])
             freckles.append((0.5 + side * rng.uniform(0.02, 0.14), rng.uniform(0.5, 0.6)))
-    # Skin micro-texture at ~1-2 output-pixel scale: a fingerprint that no blur preserves.
-    fine = rng.standard_normal((canvas // 6, canvas // 6)).astype(np.float32)
-    texture = np.asarray(Image.fromarray(fine).resize((canvas, canvas), Image.Resampling.BICUBIC))
+    # Skin micro-texture at ~1.5 output-pixel scale, limited to the head: a fingerprint no blur preserves.
+    cells = max(4, size * 2 // 3)
+    fine = rng.standard_normal((cells, cells)).astype(np.float32)
+    texture = np.asarray(Image.fromarray(fine).resize((size, size), Image.Resampling.BICUBIC))
+    u = (np.arange(size, dtype=np.float32) + 0.5) / size
+    head = ((u[None, :] - 0.5) / 0.26) ** 2 + ((u[:, None] - 0.45) / 0.34) ** 2 <= 1
+    texture = np.ascontiguousarray(texture * head, dtype=np.float32)
     return FaceIdentity(
         skin=np.array(SKIN_TONES[rng.integers(len(SKIN_TONES))], float),
         hair=np.array(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], float),
@@ -410,7 +462,8 @@ def _face_identity(rng: np.random.Generator, canvas: int) -> FaceIdentity:
         eye_gap=rng.uniform(0.085, 0.115), eye_y=rng.uniform(0.45, 0.49),
         eye_w=rng.uniform(0.034, 0.05), eye_ratio=rng.uniform(0.3, 0.6), eye_tilt=rng.uniform(-0.25, 0.25),
         lid=rng.uniform(0.004, 0.01),
-        brow_gap=rng.uniform(0.04, 0.065), brow_len=rng.uniform(0.05, 0.08), brow_arch=rng.uniform(-0.005, 0.02),
+        brow_gap=rng.uniform(0.04, 0.065), brow_len=rng.uniform(0.05, 0.08),
+        brow_arch=rng.uniform(-0.005, 0.02),
         brow_slant=rng.uniform(-0.35, 0.35), brow_width=rng.uniform(0.006, 0.014),
         nose_len=rng.uniform(0.08, 0.13), nose_width=rng.uniform(0.022, 0.042), nose_bridge=rng.uniform(0, 1),
         mouth_gap=rng.uniform(0.045, 0.07), mouth_w=rng.uniform(0.05, 0.085), lip=rng.uniform(0.006, 0.018),
@@ -441,126 +494,169 @@ def _face_nuisance(rng: np.random.Generator, ident: FaceIdentity) -> _FaceNuisan
     return _FaceNuisance(
         angle=rng.uniform(-0.14, 0.14), scale=rng.uniform(0.93, 1.07),
         shift=(rng.uniform(-0.045, 0.045), rng.uniform(-0.04, 0.04)),
-        openness=rng.uniform(0.65, 1.1), smile=rng.uniform(-0.01, 0.02), brow_raise=rng.uniform(-0.006, 0.006),
+        openness=rng.uniform(0.65, 1.1), smile=rng.uniform(-0.01, 0.02),
+        brow_raise=rng.uniform(-0.006, 0.006),
         skin=ident.skin * exposure * rng.uniform(0.94, 1.06, 3),
         hair=ident.hair * exposure * rng.uniform(0.9, 1.1, 3),
         shirt=rng.uniform(20, 235, 3),
     )
 
 
-class _FacePainter:
-    """Draws one face in unit coordinates on an RGBA layer of side ``canvas`` (small helpers per part)."""
+@functools.lru_cache(maxsize=32)
+def _arc(start: float, end: float, n: int) -> tuple[list[float], list[float]]:
+    """Cosines and sines of ``n`` angles from ``start`` to ``end`` (cached: faces draw many ellipses)."""
+    t = np.linspace(start, end, n)
+    return np.cos(t).tolist(), np.sin(t).tolist()
 
-    def __init__(self, ident: FaceIdentity, nz: _FaceNuisance, canvas: int) -> None:
-        self.id, self.nz, self.c = ident, nz, canvas
-        self.layer = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
-        self.draw = ImageDraw.Draw(self.layer)
+
+@functools.lru_cache(maxsize=32)
+def _lin(start: float, end: float, n: int) -> np.ndarray:
+    """A cached, read-only ``np.linspace``."""
+    values = np.linspace(start, end, n)
+    values.flags.writeable = False
+    return values
+
+
+class _FacePainter:
+    """Draws one face straight onto the image canvas, one small helper per part.
+
+    Geometry is written in unit face coordinates (fractions of the image side, head centred at x=0.5);
+    every point goes through the per-image pose (rotation, scale, shift about the image centre) as it is
+    drawn, so no image has to be resampled afterwards. Ellipses are drawn as polygons so they can rotate.
+    """
+
+    def __init__(self, ident: FaceIdentity, nz: _FaceNuisance, img: Image.Image) -> None:
+        self.id, self.nz, self.c = ident, nz, img.size[0]
+        self.draw = ImageDraw.Draw(img)
         self.cy, self.b = 0.47, 0.30
         self.a = self.b * ident.face_ratio
+        self.cos = math.cos(nz.angle) * nz.scale
+        self.sin = math.sin(nz.angle) * nz.scale
 
-    def px(self, *values: float) -> list[float]:
-        return [v * self.c for v in values]
+    def pts(self, xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray,
+            ) -> list[tuple[float, float]]:
+        """Unit face coordinates -> posed canvas pixels (plain Python: inputs are a few dozen points)."""
+        xs = xs.tolist() if isinstance(xs, np.ndarray) else xs
+        ys = ys.tolist() if isinstance(ys, np.ndarray) else ys
+        c, cos, sin = self.c, self.cos, self.sin
+        ox, oy = 0.5 + self.nz.shift[0], 0.5 + self.nz.shift[1]
+        return [((ox + cos * (x - 0.5) - sin * (y - 0.5)) * c, (oy + sin * (x - 0.5) + cos * (y - 0.5)) * c)
+                for x, y in zip(xs, ys, strict=True)]
 
     def w(self, width: float) -> int:
-        return max(1, round(width * self.c))
+        return max(1, round(width * self.c * self.nz.scale))
 
-    def colour(self, rgb: np.ndarray, alpha: int = 255) -> tuple[int, int, int, int]:
-        return (*_rgb(rgb), alpha)
+    def ellipse(self, cx: float, cy: float, rx: float, ry: float, fill, start: float = 0.0,
+                end: float = 2 * math.pi, n: int = 28) -> None:
+        cos, sin = _arc(start, end, n)
+        self.draw.polygon(self.pts([cx + rx * u for u in cos], [cy + ry * v for v in sin]), fill=fill)
+
+    def dots(self, centres: Sequence[tuple[float, float]], radii: Sequence[float], fill) -> None:
+        """Small round marks (rotation-invariant, so drawn as plain circles at the posed centres)."""
+        if not centres:
+            return
+        xs, ys = zip(*centres, strict=True)
+        for (x, y), r in zip(self.pts(xs, ys), radii, strict=True):
+            r = r * self.c * self.nz.scale
+            self.draw.ellipse([x - r, y - r, x + r, y + r], fill=fill)
+
+    def rect(self, x0: float, y0: float, x1: float, y1: float, fill) -> None:
+        self.draw.polygon(self.pts([x0, x1, x1, x0], [y0, y0, y1, y1]), fill=fill)
 
     def body(self) -> None:
-        d = self.draw
-        d.ellipse(self.px(0.1, 0.86, 0.9, 1.4), fill=self.colour(self.nz.shirt))
-        d.rectangle(self.px(0.42, 0.65, 0.58, 0.9), fill=self.colour(self.nz.skin * 0.85))
+        self.ellipse(0.5, 1.13, 0.4, 0.27, _rgb(self.nz.shirt))
+        self.rect(0.42, 0.65, 0.58, 0.9, _rgb(self.nz.skin * 0.85))
         for side in (-1, 1):
-            x = 0.5 + side * self.a
-            d.ellipse(self.px(x - 0.03, self.id.eye_y - 0.01, x + 0.03, self.id.eye_y + 0.09),
-                      fill=self.colour(self.nz.skin * 0.92))
+            ear = _rgb(self.nz.skin * 0.92)
+            self.ellipse(0.5 + side * self.a, self.id.eye_y + 0.04, 0.03, 0.05, ear, n=12)
+
+    def crown(self) -> tuple[np.ndarray, np.ndarray]:
+        """Upper half-ellipse of the hair mass, left to right (same style for everyone: coarse)."""
+        a, top = self.a + 0.035, self.cy - self.b - 0.035
+        ry = (self.cy + 0.15 - top) / 2
+        t = _lin(math.pi, 2 * math.pi, 17)
+        return 0.5 + a * np.cos(t), top + ry + ry * np.sin(t)
 
     def hair_back(self) -> None:
-        a, top = self.a + 0.035, self.cy - self.b - 0.035
-        self.draw.chord(self.px(0.5 - a, top, 0.5 + a, self.cy + self.b * 0.5), 180, 360,
-                        fill=self.colour(self.nz.hair))
+        xs, ys = self.crown()
+        self.draw.polygon(self.pts(xs, ys), fill=_rgb(self.nz.hair))
         for side in (-1, 1):
             x0 = 0.5 + side * (self.a - 0.01)
-            self.draw.rectangle(self.px(min(x0, x0 + side * 0.035), 0.35, max(x0, x0 + side * 0.035), 0.47),
-                                fill=self.colour(self.nz.hair))
+            self.rect(min(x0, x0 + side * 0.035), 0.35, max(x0, x0 + side * 0.035), 0.47, _rgb(self.nz.hair))
 
     def face(self) -> None:
-        self.draw.ellipse(self.px(0.5 - self.a, self.cy - self.b, 0.5 + self.a, self.cy + self.b),
-                          fill=self.colour(self.nz.skin))
+        self.ellipse(0.5, self.cy, self.a, self.b, _rgb(self.nz.skin), n=36)
 
     def hairline(self) -> None:
-        """Fringe polygon: a per-identity hairline curve (shape, widow's peak, parting) up to the crown."""
+        """Fringe: a per-identity hairline curve (shape, widow's peak, parting) closed over the crown."""
         ident = self.id
-        t = np.linspace(-1, 1, 25)
+        t = _lin(-1, 1, 21)
         y = ident.hairline + (ident.temple - ident.hairline) * np.abs(t) ** ident.hairline_power
         y += ident.widow * np.exp(-(t / 0.12) ** 2) - 0.02 * np.exp(-((t - ident.part) / 0.06) ** 2)
-        x = 0.5 + t * (self.a + 0.005)
-        top = self.cy - self.b - 0.04
-        pts = [(0.5 - self.a - 0.01, top)] + list(zip(x, y, strict=True)) + [(0.5 + self.a + 0.01, top)]
-        self.draw.polygon([(px * self.c, py * self.c) for px, py in pts], fill=self.colour(self.nz.hair))
+        x = 0.5 + t * (self.a + 0.01)
+        cx, cy = self.crown()
+        self.draw.polygon(self.pts(np.concatenate([x, cx[::-1]]), np.concatenate([y, cy[::-1]])),
+                          fill=_rgb(self.nz.hair))
 
     def eye(self, side: int) -> None:
+        """Almond eye with per-identity size, shape and tilt; openness is per-image expression."""
         ident, nz = self.id, self.nz
         cx, cy = 0.5 + side * ident.eye_gap, ident.eye_y
         hw, hh = ident.eye_w, ident.eye_w * ident.eye_ratio * nz.openness
-        t = np.linspace(0, math.pi, 12)
-        upper = np.stack([-hw * np.cos(t), -hh * np.sin(t) ** 0.8], 1)
-        lower = np.stack([hw * np.cos(t), 0.7 * hh * np.sin(t)], 1)
-        outline = np.concatenate([upper, lower]) * self.c
-        pts = _rotate(outline, side * ident.eye_tilt, (cx * self.c, cy * self.c))
-        self.draw.polygon(pts, fill=(238, 236, 230, 255))
+        t = _lin(0, math.pi, 10)
+        ex = np.concatenate([-hw * np.cos(t), hw * np.cos(t)])
+        ey = np.concatenate([-hh * np.sin(t) ** 0.8, 0.7 * hh * np.sin(t)])
+        tilt = side * ident.eye_tilt
+        xs = cx + math.cos(tilt) * ex - math.sin(tilt) * ey
+        ys = cy + math.sin(tilt) * ex + math.cos(tilt) * ey
+        outline = self.pts(xs, ys)
+        self.draw.polygon(outline, fill=(238, 236, 230))
         ir = min(hh * 0.95, hw * 0.5)
-        self.draw.ellipse(self.px(cx - ir, cy - ir, cx + ir, cy + ir), fill=self.colour(ident.iris))
-        pr = ir * 0.45
-        self.draw.ellipse(self.px(cx - pr, cy - pr, cx + pr, cy + pr), fill=(15, 12, 12, 255))
-        self.draw.line(pts[:12], fill=(35, 25, 22, 255), width=self.w(ident.lid))
+        self.dots([(cx, cy)], [ir], _rgb(ident.iris))
+        self.dots([(cx, cy)], [ir * 0.45], (15, 12, 12))
+        self.draw.line(outline[:10], fill=(35, 25, 22), width=self.w(ident.lid))
 
     def brow(self, side: int) -> None:
         ident = self.id
-        t = np.linspace(-1, 1, 7)
-        x = t * ident.brow_len / 2
-        y = -ident.brow_arch * (1 - t**2) + side * t * ident.brow_slant * ident.brow_len / 2 * side
-        centre = (0.5 + side * (ident.eye_gap + 0.005), ident.eye_y - ident.brow_gap + self.nz.brow_raise)
-        pts = [((centre[0] + side * xi) * self.c, (centre[1] + yi) * self.c) for xi, yi in zip(x, y, strict=True)]
-        self.draw.line(pts, fill=self.colour(self.nz.hair * 0.7), width=self.w(ident.brow_width), joint="curve")
+        t = _lin(-1, 1, 7)
+        x = 0.5 + side * (ident.eye_gap + 0.005 + t * ident.brow_len / 2)
+        y = ident.eye_y - ident.brow_gap + self.nz.brow_raise - ident.brow_arch * (1 - t**2)
+        y = y + t * ident.brow_slant * ident.brow_len / 2
+        self.draw.line(self.pts(x, y), fill=_rgb(self.nz.hair * 0.7), width=self.w(ident.brow_width),
+                       joint="curve")
 
     def nose(self) -> None:
-        ident, shade = self.id, self.colour(self.nz.skin * 0.72)
+        ident, shade = self.id, _rgb(self.nz.skin * 0.72)
         top, tip = ident.eye_y + 0.01, ident.eye_y + ident.nose_len
         bx = 0.5 + 0.012 * (ident.nose_bridge - 0.5)
-        self.draw.line(self.px(bx, top, 0.5 + 0.008, tip - 0.01), fill=shade, width=self.w(0.006))
+        self.draw.line(self.pts([bx, 0.508], [top, tip - 0.01]), fill=shade, width=self.w(0.006))
         nw = ident.nose_width
-        self.draw.arc(self.px(0.5 - nw, tip - 0.02, 0.5 + nw, tip + 0.012), 20, 160, fill=shade,
-                      width=self.w(0.007))
-        for side in (-1, 1):
-            x = 0.5 + side * nw * 0.6
-            self.draw.ellipse(self.px(x - 0.007, tip - 0.004, x + 0.007, tip + 0.004),
-                              fill=self.colour(self.nz.skin * 0.5))
+        t = _lin(0.35, math.pi - 0.35, 9)
+        self.draw.line(self.pts(0.5 + nw * np.cos(t), tip - 0.004 + 0.016 * np.sin(t)), fill=shade,
+                       width=self.w(0.007))
+        self.dots([(0.5 - nw * 0.6, tip), (0.5 + nw * 0.6, tip)], [0.006, 0.006], _rgb(self.nz.skin * 0.5))
 
     def mouth(self) -> None:
+        """Lips: identity sets width, thickness and habitual curve; expression adds a per-image smile."""
         ident = self.id
         y0 = ident.eye_y + ident.nose_len + ident.mouth_gap
         curve = ident.smile + self.nz.smile
-        t = np.linspace(-1, 1, 13)
+        t = _lin(-1, 1, 11)
         x = 0.5 + t * ident.mouth_w
         mid = y0 + curve * (1 - t**2) - curve
         upper = mid - ident.lip * (1 - t**2) ** 0.7
         lower = mid + 1.3 * ident.lip * (1 - t**2) ** 0.7
-        lip = self.colour(self.nz.skin * np.array([0.85, 0.55, 0.55]))
-        poly = list(zip(x, upper, strict=True)) + list(zip(x[::-1], lower[::-1], strict=True))
-        self.draw.polygon([(px * self.c, py * self.c) for px, py in poly], fill=lip)
-        self.draw.line([(px * self.c, py * self.c) for px, py in zip(x, mid, strict=True)],
-                       fill=self.colour(self.nz.skin * 0.35), width=self.w(0.005))
+        lip = _rgb(self.nz.skin * np.array([0.85, 0.55, 0.55]))
+        outline = self.pts(np.concatenate([x, x[::-1]]), np.concatenate([upper, lower[::-1]]))
+        self.draw.polygon(outline, fill=lip)
+        self.draw.line(self.pts(x, mid), fill=_rgb(self.nz.skin * 0.35), width=self.w(0.005))
 
     def marks(self) -> None:
-        for x, y, r in self.id.moles:
-            self.draw.ellipse(self.px(x - r, y - r, x + r, y + r), fill=(70, 45, 35, 255))
-        freckle = self.colour(self.nz.skin * np.array([0.8, 0.68, 0.6]))
-        for x, y in self.id.freckles:
-            self.draw.ellipse(self.px(x - 0.005, y - 0.005, x + 0.005, y + 0.005), fill=freckle)
+        self.dots([(x, y) for x, y, _ in self.id.moles], [r for _, _, r in self.id.moles], (80, 52, 40))
+        freckle = _rgb(self.nz.skin * np.array([0.8, 0.68, 0.6]))
+        self.dots(self.id.freckles, [0.005] * len(self.id.freckles), freckle)
 
-    def paint(self) -> Image.Image:
+    def paint(self) -> None:
         self.body()
         self.hair_back()
         self.face()
@@ -571,31 +667,29 @@ class _FacePainter:
             self.brow(side)
         self.nose()
         self.mouth()
-        arr = np.asarray(self.layer).astype(np.float32)
-        arr[..., :3] *= 1 + 0.07 * self.id.texture[..., None]
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGBA")
 
 
-def _pose(layer: Image.Image, nz: _FaceNuisance) -> Image.Image:
-    """Rotate/scale/shift the face layer about the face centre (per-image pose)."""
-    c = layer.size[0]
-    cx, cy = 0.5 * c, 0.5 * c
-    tx, ty = nz.shift[0] * c, nz.shift[1] * c
+def _posed_texture(ident: FaceIdentity, nz: _FaceNuisance, size: int) -> np.ndarray:
+    """The identity's skin micro-texture (face coordinates) resampled into the posed image, size×size.
+
+    Its support is the head ellipse, so the texture marks skin and hair but not the background.
+    """
+    half = size / 2
     cos, sin = math.cos(nz.angle) / nz.scale, math.sin(nz.angle) / nz.scale
-    a, b, d, e = cos, sin, -sin, cos
-    coeffs = (a, b, cx - a * (cx + tx) - b * (cy + ty), d, e, cy - d * (cx + tx) - e * (cy + ty))
-    return layer.convert("RGBa").transform(layer.size, Image.Transform.AFFINE, coeffs,
-                                           resample=Image.Resampling.BICUBIC)
+    tx, ty = nz.shift[0] * size, nz.shift[1] * size
+    # output pixel -> face coordinates: inverse of  p = centre + shift + s R (q - centre)
+    coeffs = (cos, sin, half - cos * (half + tx) - sin * (half + ty),
+              -sin, cos, half + sin * (half + tx) - cos * (half + ty))
+    return np.asarray(Image.fromarray(ident.texture).transform((size, size), Image.Transform.AFFINE, coeffs,
+                                                               resample=Image.Resampling.BILINEAR))
 
 
 def _face_image(ident: FaceIdentity, rng: np.random.Generator, size: int) -> np.ndarray:
-    canvas = size * _supersample(size)
     nz = _face_nuisance(rng, ident)
-    layer = _pose(_FacePainter(ident, nz, canvas).paint(), nz)
-    fg = _downsample(layer, size)  # premultiplied RGBa
-    background = _background(rng, size, texture=rng.uniform(8, 25))
-    img = fg[..., :3] + background * (1 - fg[..., 3:] / 255.0)
-    return _finish(rng, img, light=0.35, noise=rng.uniform(1.5, 4))
+    img = _canvas(_background(rng, size, texture=rng.uniform(8, 25)), _supersample(size))
+    _FacePainter(ident, nz, img).paint()
+    out = _downsample(img, size) * (1 + 0.035 * _posed_texture(ident, nz, size))[..., None]
+    return _finish(rng, out, light=0.35, noise=rng.uniform(1.5, 4))
 
 
 @DATASETS.register("synth-faces")
@@ -613,12 +707,12 @@ class SyntheticFaces(_SyntheticDataset):
 
     def build(self) -> ImageSet:
         p = self.params
-        canvas = p["size"] * _supersample(p["size"])
         offset = IDENTITY_OFFSETS[p["subset"]]
         images, ids, labels = [], [], []
         for k in range(p["identities"]):
             gid = offset + k
-            ident = _face_identity(_rng(p["seed"], FACE_KIND, p["subset"], _IDENTITY_STREAM, gid, 0), canvas)
+            id_rng = _rng(p["seed"], FACE_KIND, p["subset"], _IDENTITY_STREAM, gid, 0)
+            ident = _face_identity(id_rng, p["size"])
             for j in range(p["per_identity"]):
                 rng = _rng(p["seed"], FACE_KIND, p["subset"], _IMAGE_STREAM, gid, j)
                 images.append(_face_image(ident, rng, p["size"]))
@@ -654,23 +748,45 @@ def random_plate_text(rng: np.random.Generator, length: int) -> str:
     return "".join(head + tail)
 
 
+_GLYPH_PIXELS = 32
+
+
+@functools.lru_cache(maxsize=len(PLATE_ALPHABET) + 1)
+def _glyph(char: str) -> Image.Image:
+    """One character's mask in a fixed cell (monospace advance × alphabet cap height), rendered once."""
+    font = _font(_GLYPH_PIXELS)
+    _, top, _, bottom = font.getbbox(PLATE_ALPHABET)
+    cell = Image.new("L", (round(font.getlength("0")), bottom - top), 0)
+    ImageDraw.Draw(cell).text((0, -top), char, fill=255, font=font)
+    return cell
+
+
+def _text_strip(text: str) -> Image.Image:
+    """The string as a tight white-on-black mask (cached glyphs pasted side by side)."""
+    cells = [_glyph(ch) for ch in text]
+    strip = Image.new("L", (sum(c.width for c in cells), cells[0].height), 0)
+    x = 0
+    for cell in cells:
+        strip.paste(cell, (x, 0))
+        x += cell.width
+    box = strip.getbbox() or (0, 0, strip.width, strip.height)
+    return strip.crop((box[0], 0, box[2], strip.height))
+
+
 def _render_plate(rng: np.random.Generator, text: str, width: int, height: int) -> Image.Image:
     """A flat RGBA plate image: light background, dark border, bolts, text stretched to plate proportions."""
     bg, border, ink = PLATE_STYLES[rng.integers(len(PLATE_STYLES))]
     plate = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(plate)
     bw = max(1, round(0.07 * height))
-    draw.rounded_rectangle([0, 0, width - 1, height - 1], radius=2 * bw, fill=(*_rgb(_jitter(rng, bg, 0.06)), 255),
-                           outline=(*border, 255), width=bw)
+    fill = (*_rgb(_jitter(rng, bg, 0.06)), 255)
+    draw.rounded_rectangle([0, 0, width - 1, height - 1], radius=2 * bw, fill=fill, outline=(*border, 255),
+                           width=bw)
     for fx in (0.2, 0.8):
         x, y, r = fx * width, 0.16 * height, 0.035 * height
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(*border, 255))
-    font = _font(round(0.75 * height))
-    box = font.getbbox(text)
-    glyphs = Image.new("L", (box[2] - box[0], box[3] - box[1]), 0)
-    ImageDraw.Draw(glyphs).text((-box[0], -box[1]), text, fill=255, font=font)
     tw, th = round(0.9 * width - 2 * bw), round(0.62 * height)
-    glyphs = glyphs.resize((tw, th), Image.Resampling.LANCZOS)
+    glyphs = _text_strip(text).resize((tw, th), Image.Resampling.BILINEAR)
     plate.paste((*ink, 255), (round((width - tw) / 2), round(0.25 * height)), glyphs)
     return plate
 
@@ -706,6 +822,22 @@ def _car_context(rng: np.random.Generator, img: Image.Image, plate_top: float, p
     draw.rectangle([-1, plate_bottom + rng.uniform(0.02, 0.08) * c, c, c], fill=_rgb(body * 0.55))
 
 
+def _warp_plate(img: Image.Image, plate: Image.Image, quad: np.ndarray) -> None:
+    """Perspective-warp the flat plate onto ``quad`` (canvas pixels) with a soft drop shadow.
+
+    Only the quad's bounding box is resampled, which keeps the warp cheap.
+    """
+    x0, y0 = (int(v) for v in np.floor(quad.min(axis=0)))
+    x1, y1 = (int(v) + 1 for v in np.ceil(quad.max(axis=0)))
+    src = np.array([[0, 0], [plate.width, 0], [plate.width, plate.height], [0, plate.height]], float)
+    coeffs = _perspective_coeffs(quad - [x0, y0], src)
+    warped = plate.transform((x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, coeffs,
+                             resample=Image.Resampling.BILINEAR)
+    shadow_offset = 0.012 * img.size[0]
+    ImageDraw.Draw(img, "RGBA").polygon([tuple(p + shadow_offset) for p in quad], fill=(0, 0, 0, 90))
+    img.paste(warped.convert("RGB"), (x0, y0), warped.getchannel("A"))
+
+
 def _plate_image(rng: np.random.Generator, text: str, size: int) -> tuple[np.ndarray, list[int]]:
     scale = _supersample(size)
     c = size * scale
@@ -716,24 +848,16 @@ def _plate_image(rng: np.random.Generator, text: str, size: int) -> tuple[np.nda
     cy = c / 2 + rng.uniform(-0.12, 0.12) * c
     _car_context(rng, img, cy - ph / 2, cy + ph / 2)
 
-    plate = _render_plate(rng, text, round(pw), round(ph))
     corners = np.array([[-pw / 2, -ph / 2], [pw / 2, -ph / 2], [pw / 2, ph / 2], [-pw / 2, ph / 2]])
     quad = np.array(_rotate(corners, rng.uniform(-0.06, 0.06), (cx, cy)))
     quad += rng.uniform(-wobble, wobble, (4, 2)) * np.array([1.0, 0.6])
     quad = np.clip(quad, 0, c - 1)
-    src = np.array([[0, 0], [plate.width, 0], [plate.width, plate.height], [0, plate.height]], float)
-    warped = plate.convert("RGBa").transform((c, c), Image.Transform.PERSPECTIVE,
-                                             _perspective_coeffs(quad, src), resample=Image.Resampling.BICUBIC)
-    shadow = Image.new("RGBa", (c, c), (0, 0, 0, 0))
-    ImageDraw.Draw(shadow).polygon([tuple(p + 0.012 * c) for p in quad], fill=(0, 0, 0, 90))
-    out = Image.alpha_composite(img.convert("RGBA"), shadow.convert("RGBA"))
-    out = Image.alpha_composite(out, warped.convert("RGBA")).convert("RGB")
+    _warp_plate(img, _render_plate(rng, text, round(pw), round(ph)), quad)
 
-    small = out.resize((size, size), Image.Resampling.BOX)
+    small = img.resize((size, size), Image.Resampling.BOX)
     small = small.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.5) * size / 64))
-    bbox = [math.floor(quad[:, 0].min() / scale), math.floor(quad[:, 1].min() / scale),
-            math.ceil(quad[:, 0].max() / scale), math.ceil(quad[:, 1].max() / scale)]
-    bbox = [int(np.clip(v, 0, size)) for v in bbox]
+    lo, hi = np.floor(quad.min(axis=0) / scale), np.ceil(quad.max(axis=0) / scale)
+    bbox = [int(np.clip(v, 0, size)) for v in (lo[0], lo[1], hi[0], hi[1])]
     return _finish(rng, np.asarray(small, dtype=np.float32), light=0.3, noise=rng.uniform(2, 5)), bbox
 
 
@@ -770,6 +894,8 @@ class SyntheticPlates(_SyntheticDataset):
 #: Attribute order of the ``attributes`` label (coarse ones first, then fine ones).
 PEDESTRIAN_ATTRIBUTES = ("upper_red", "upper_dark", "lower_dark", "long_lower", "long_hair",
                          "hat", "glasses", "bag_strap", "backpack", "logo", "short_sleeves")
+#: Attributes carried by thin or small marks (1-3 px at 64 px): the ones a blur should destroy first.
+FINE_ATTRIBUTES = ("hat", "glasses", "bag_strap", "backpack", "logo", "short_sleeves")
 _PREVALENCE = {"lower_dark": 0.5, "long_lower": 0.6, "long_hair": 0.4, "hat": 0.3, "glasses": 0.35,
                "bag_strap": 0.35, "backpack": 0.3, "logo": 0.4, "short_sleeves": 0.4}
 DARK_CLOTHES = ((25, 25, 28), (30, 35, 70), (55, 55, 58), (60, 40, 28), (30, 50, 35))
@@ -798,7 +924,9 @@ class _PedestrianPainter:
         self.y0 = c * rng.uniform(0.97, 1.0) - self.h  # top of the head
         self.skin = _rgb(_jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 0.1))
         self.hair = _rgb(_jitter(rng, HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 0.1))
-        palette = RED_CLOTHES if attrs["upper_red"] else DARK_CLOTHES if attrs["upper_dark"] else LIGHT_CLOTHES
+        palette = LIGHT_CLOTHES
+        if attrs["upper_red"] or attrs["upper_dark"]:
+            palette = RED_CLOTHES if attrs["upper_red"] else DARK_CLOTHES
         self.upper = _rgb(_jitter(rng, palette[rng.integers(len(palette))], 0.08))
         palette = DARK_CLOTHES if attrs["lower_dark"] else LIGHT_CLOTHES
         self.lower = _rgb(_jitter(rng, palette[rng.integers(len(palette))], 0.08))
@@ -846,10 +974,9 @@ class _PedestrianPainter:
             shoulder = (side * 0.12, 0.19)
             elbow = (side * (0.15 + self.arm_swing / 3), 0.34)
             hand = (side * (0.15 + self.arm_swing), 0.49)
-            self.limb(shoulder, elbow, 0.06, self.upper if not self.at["short_sleeves"] else self.upper)
+            self.limb(shoulder, elbow, 0.06, self.upper)
             self.limb(elbow, hand, 0.05, self.skin if self.at["short_sleeves"] else self.upper)
-            if self.at["short_sleeves"]:
-                # upper arm: short sleeve over the shoulder, bare skin from mid upper arm
+            if self.at["short_sleeves"]:  # the sleeve ends half-way down the upper arm
                 mid = ((shoulder[0] + elbow[0]) / 2, (shoulder[1] + elbow[1]) / 2)
                 self.limb(mid, elbow, 0.05, self.skin)
             self.draw.ellipse(self.box(hand[0] - 0.025, hand[1] - 0.01, hand[0] + 0.025, hand[1] + 0.04),
@@ -953,7 +1080,8 @@ class SyntheticPedestrians(_SyntheticDataset):
             images.append(img)
             rows.append([int(attrs[name]) for name in PEDESTRIAN_ATTRIBUTES])
         return self._imageset(images, {"attributes": torch.tensor(rows, dtype=torch.uint8)},
-                              attribute_names=list(PEDESTRIAN_ATTRIBUTES))
+                              attribute_names=list(PEDESTRIAN_ATTRIBUTES),
+                              fine_attributes=list(FINE_ATTRIBUTES))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -969,8 +1097,9 @@ def _preview_rows(seed: int, size: int) -> list[tuple[ImageSet, list[str]]]:
     faces = SyntheticFaces(identities=2, per_identity=4, seed=seed, size=size).build()
     plates = SyntheticPlates(n=8, seed=seed, size=size).build()
     peds = SyntheticPedestrians(n=8, seed=seed, size=size).build()
-    ped_captions = ["".join(code for name, code in _ATTR_CODES.items()
-                            if row[PEDESTRIAN_ATTRIBUTES.index(name)]) for row in peds.labels["attributes"].tolist()]
+    codes = [(PEDESTRIAN_ATTRIBUTES.index(name), code) for name, code in _ATTR_CODES.items()]
+    rows = peds.labels["attributes"].tolist()
+    ped_captions = ["".join(code for k, code in codes if row[k]) for row in rows]
     return [
         (scenes, [scenes.meta["classes"][i] for i in scenes.labels["label"].tolist()]),
         (faces, [f"id {i}" for i in faces.labels["identity"].tolist()]),
@@ -983,11 +1112,14 @@ def preview(path: str | Path, seed: int = 0, blur: float = 0.0, size: int = 64, 
     """Write a PNG contact sheet: 8 scenes, faces (2 identities × 4), 8 plates, 8 pedestrians.
 
     ``blur`` > 0 applies ``PIL.ImageFilter.GaussianBlur(blur)`` (in output pixels) to every image first —
-    use it to check that plate characters and face details vanish while scene shapes remain.
+    use it to check that plate characters and face details vanish while scene shapes remain. Captions:
+    scene class, global identity id, plate string, and pedestrian attribute codes (H hat, G glasses,
+    S bag strap, B backpack, L logo, s short sleeves, h long hair, t long trousers).
     """
     rows = _preview_rows(seed, size)
     tile, caption, gap = size * zoom, 14, 4
-    sheet = Image.new("RGB", (8 * (tile + gap) + gap, len(rows) * (tile + caption + gap) + gap), (255, 255, 255))
+    width, height = 8 * (tile + gap) + gap, len(rows) * (tile + caption + gap) + gap
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.truetype(str(FONT_PATH.with_name("DejaVuSans.ttf")), 11)
     for r, (images, captions) in enumerate(rows):

@@ -2,8 +2,9 @@
 
 Follows the target network of He, Zhang & Lee (ACSAC 2019, their CIFAR-10 code): three blocks of two 3×3
 convolutions (pad 1, ReLU) each followed by 2×2 max-pooling, then fc1 (sigmoid in their code) and fc2.
-Widths are scaled by ``width`` so the default run fits a 2-core CPU budget. Every layer is a named
-child, so the network can be cut at any of them; the names follow the paper (conv11 = first conv's
+Widths are scaled by ``width`` so the default run fits a 2-core CPU budget, and a BatchNorm follows each
+convolution by default (``batchnorm``): the narrow plain net otherwise stays at chance for many epochs.
+Every layer is a named child, so the network can be cut at any of them; the names follow the paper (conv11 = first conv's
 output, relu22 = second ReLU of block 2, ...).
 """
 
@@ -28,6 +29,8 @@ class VGGSmall(ModelSpec):
     params = (
         Param("width", int, 16, "channels of block 1 (blocks 2 and 3 use 2× and 4×)", low=4, high=128),
         Param("fc_width", int, 128, "units of fc1", low=8, high=4096),
+        Param("batchnorm", bool, True, "BatchNorm after each convolution (not in He et al.'s net; without it "
+              "this deep, narrow net barely trains in a CPU budget)"),
     )
     splits = ("conv11", "relu11", "relu12", "pool1", "relu21", "relu22", "pool2", "relu31", "relu32",
               "pool3", "fc1")
@@ -42,6 +45,8 @@ class VGGSmall(ModelSpec):
         for block, out_ch in enumerate((w, 2 * w, 4 * w), start=1):
             for conv in (1, 2):
                 layers[f"conv{block}{conv}"] = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                if self.params["batchnorm"]:
+                    layers[f"bn{block}{conv}"] = nn.BatchNorm2d(out_ch)
                 layers[f"relu{block}{conv}"] = nn.ReLU()
                 in_ch = out_ch
             layers[f"pool{block}"] = nn.MaxPool2d(2)

@@ -1,0 +1,205 @@
+"""``privbench eval``: score one privacy metric on a finished run, or on a folder of reconstructions.
+
+Two sources of reconstructions:
+
+- a **run directory** written by ``privbench run``/``attack``: its ``config.yaml`` names everything upstream,
+  so the reconstructions of every grid point come from the content-addressed cache (``recon`` entries; any
+  that are missing, e.g. after clearing the cache, are recomputed exactly as the run computed them);
+- a **pair of image folders** (``--recon``, ``--orig``): image files with the same relative paths. Labels come
+  from a CSV (``--labels``: a ``file`` column with the relative path, then any of ``identity``, ``label``,
+  ``text``, ``x1, y1, x2, y2`` (plate box) and 0/1 attribute columns) or, for faces, from a folder per person.
+  ``--synthetic FAMILY`` says the images are that synthetic family's (built-in recognizers then train on its
+  ``train`` subset at the images' size).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from privbench.cache import Cache
+from privbench.data.base import ImageSet
+from privbench.data.real import IMAGE_SUFFIXES
+from privbench.device import resolve_device
+from privbench.errors import PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs
+from privbench.registry import DATASETS
+
+COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method",
+           "n", "note"]
+
+
+def _score(metric: Metric, inputs: PrivacyInputs, context: MetricContext, **where: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {**where, "metric": metric.name}
+    try:
+        s = metric.score(inputs, context)
+    except MetricUnavailable as exc:
+        return {**row, "note": f"unavailable ({exc})"}
+    return {**row, "value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "ci_method": s.ci_method,
+            "n": s.n, "note": ""}
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    return frame.reindex(columns=[c for c in COLUMNS if c in frame.columns or c in ("value", "n", "note")])
+
+
+def check_privacy_metric(metric: Metric) -> None:
+    if metric.side != "privacy":
+        raise PrivbenchError(f"eval scores privacy metrics; '{metric.name}' is a {metric.side} metric (it is "
+                             "in the run's results.csv)")
+
+
+def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = None) -> pd.DataFrame:
+    """One row per (defense setting, attack, probe set) of the run that ``metric`` applies to."""
+    from privbench.config import load_config
+    from privbench.runner import Benchmark
+
+    check_privacy_metric(metric)
+    path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise PrivbenchError(f"run directory not found: {run_dir}")
+    if not path.is_file():
+        raise PrivbenchError(f"{run_dir} has no config.yaml (written by `privbench run` since `eval` exists; "
+                             "run it again)")
+    config = load_config(path, {"device": device} if device else None)
+    bench = Benchmark(config, cache, progress=False)
+    rows = []
+    for defense in bench.defense_settings():
+        for attack_cfg in config.attacks:
+            applicable = [i for i, p in enumerate(config.probes) if metric.applies_to(bench.probes[i])]
+            if not applicable:
+                continue
+            recon = bench.reconstructions(defense, attack_cfg)
+            for i in applicable:
+                name, probe = bench.probe_name(i), bench.probes[i]
+                inputs = PrivacyInputs(probe.floats(), recon[name].float().div(255.0), probe)
+                rows.append(_score(metric, inputs, bench.context, defense=defense.name,
+                                   strength=defense.strength, attack=attack_cfg.name, dataset=name))
+    if not rows:
+        names = ", ".join(bench.probe_name(i) for i in range(len(config.probes)))
+        raise PrivbenchError(f"metric '{metric.name}' applies to none of the run's probe sets ({names})")
+    return _frame(rows)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except OSError as exc:
+        raise PrivbenchError(f"cannot read image {path}: {exc}") from None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _stack(folder: Path, files: list[Path], what: str) -> torch.Tensor:
+    arrays = [_read_image(folder / f) for f in files]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise PrivbenchError(f"{what} images must all have the same size, found {sorted(shapes)[:3]}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _labels_from_csv(path: Path, files: list[Path]) -> dict[str, Any]:
+    if not path.is_file():
+        raise PrivbenchError(f"labels CSV not found: {path}")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if "file" not in (reader.fieldnames or []):
+            raise PrivbenchError(f"{path}: needs a 'file' column (image path relative to --orig)")
+        rows = {Path(r["file"]).as_posix(): r for r in reader}
+    missing = [f.as_posix() for f in files if f.as_posix() not in rows]
+    if missing:
+        raise PrivbenchError(f"{path}: no row for image {missing[0]}")
+    table = [rows[f.as_posix()] for f in files]
+    columns = list(table[0])
+    labels: dict[str, Any] = {}
+    try:
+        if "identity" in columns:
+            names = [r["identity"] for r in table]
+            index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+            labels["identity"] = torch.tensor([index[n] for n in names], dtype=torch.int64)
+        if "label" in columns:
+            labels["label"] = torch.tensor([int(r["label"]) for r in table], dtype=torch.int64)
+        if "text" in columns:
+            labels["text"] = [r["text"] for r in table]
+        if {"x1", "y1", "x2", "y2"} <= set(columns):
+            corners = [[int(float(r[k])) for k in ("x1", "y1", "x2", "y2")] for r in table]
+            labels["bbox"] = torch.tensor(corners, dtype=torch.int64)
+    except ValueError as exc:
+        raise PrivbenchError(f"{path}: bad label value ({exc})") from None
+    known = {"file", "identity", "label", "text", "x1", "y1", "x2", "y2"}
+    attributes = [c for c in columns if c not in known and all(r[c].strip() in ("0", "1") for r in table)]
+    if attributes:
+        values = [[int(r[c]) for c in attributes] for r in table]
+        labels["attributes"] = torch.tensor(values, dtype=torch.uint8)
+    return {"labels": labels, "attribute_names": attributes}
+
+
+def _family_meta(family: str, size: int, seed: int) -> dict[str, Any]:
+    """Dataset-level meta (alphabet, attribute names, classes, ...) of a synthetic family, from one image."""
+    cls = DATASETS.get(family)
+    names = {p.name for p in cls.params}
+    small = {k: 1 for k in ("n", "identities", "per_identity") if k in names}
+    meta = dict(cls(size=size, seed=seed, **small).build().meta)
+    meta.update(subset="test", synthetic=True, seed=seed, family=family)
+    return meta
+
+
+def load_folder_pair(recon_dir: Path, orig_dir: Path, labels_csv: Path | None = None,
+                     family: str | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, ImageSet]:
+    """(originals uint8, reconstructions uint8, labelled probe set) from two folders of matching files."""
+    for folder, what in ((orig_dir, "--orig"), (recon_dir, "--recon")):
+        if not Path(folder).is_dir():
+            raise PrivbenchError(f"{what} folder not found: {folder}")
+    files = _image_files(Path(orig_dir))
+    if not files:
+        raise PrivbenchError(f"no images in {orig_dir}")
+    missing = [f for f in files if not (Path(recon_dir) / f).is_file()]
+    if missing:
+        raise PrivbenchError(f"{recon_dir} has no reconstruction for {missing[0].as_posix()}")
+    originals = _stack(Path(orig_dir), files, "original")
+    recon = _stack(Path(recon_dir), files, "reconstructed")
+    if originals.shape != recon.shape:
+        raise PrivbenchError(f"originals are {tuple(originals.shape[1:])} but reconstructions "
+                             f"{tuple(recon.shape[1:])}")
+    meta: dict[str, Any] = {"synthetic": False, "subset": "test", "files": [f.as_posix() for f in files]}
+    if labels_csv is not None:
+        parsed = _labels_from_csv(Path(labels_csv), files)
+        labels = parsed["labels"]
+        if parsed["attribute_names"]:
+            meta["attribute_names"] = parsed["attribute_names"]
+    elif all(len(f.parts) >= 2 for f in files):  # folder per person
+        names = [f.parts[0] for f in files]
+        index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+        labels = {"identity": torch.tensor([index[n] for n in names], dtype=torch.int64)}
+    else:
+        labels = {}
+    name = "folder"
+    if family:
+        meta.update(_family_meta(family, int(originals.shape[-1]), seed))
+        name = f"{family}/folder"
+    return originals, recon, ImageSet(name, originals, labels, meta)
+
+
+def score_folders(recon_dir: Path, orig_dir: Path, metric: Metric, cache: Cache, *,
+                  labels_csv: Path | None = None, family: str | None = None, seed: int = 0,
+                  device: str = "auto", ci_level: float = 0.95) -> pd.DataFrame:
+    check_privacy_metric(metric)
+    originals, recon, probes = load_folder_pair(recon_dir, orig_dir, labels_csv, family, seed)
+    if not metric.applies_to(probes):
+        need = ", ".join(metric.requires)
+        raise PrivbenchError(f"metric '{metric.name}' needs labels {need}: give them with --labels CSV"
+                             + (" (or a folder per person)" if "identity" in metric.requires else ""))
+    context = MetricContext(cache=cache, device=resolve_device(device), seed=seed, ci_level=ci_level)
+    inputs = PrivacyInputs(originals.float().div(255.0), recon.float().div(255.0), probes)
+    return _frame([_score(metric, inputs, context, dataset=probes.name)])

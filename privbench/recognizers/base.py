@@ -1,0 +1,169 @@
+"""Shared machinery of the recognizers: training sets derived from a probe set, cached training, batching.
+
+A recognizer is the adversary's (or the evaluator's) tool for *reading* private information out of an image
+(who is this, what does the plate say, which attributes does the person have). privbench trains its built-in
+recognizers on clean synthetic data of the **same family and resolution as the probe set they score**, from a
+split that is disjoint from the probes (the synthetic ``train`` subset, whose identities and strings never
+occur in ``test``), and caches the trained weights as plain state dicts.
+
+CPU notes. Recognizer training runs with one intra-op thread (:data:`TRAIN_THREADS`): the small convolutions
+used here hardly parallelise, and on a shared 2-core machine two OpenMP threads that spin-wait against other
+processes were measured 5–20× slower than one thread; a fixed thread count also keeps training reproducible
+on a given machine. Where the CPU has native bfloat16 (AVX512-BF16/AMX), training runs under bfloat16
+autocast with channels-last tensors (measured 2–2.5× faster here); the precision is part of the cache key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from privbench.cache import Cache
+from privbench.data.base import Dataset, ImageSet
+from privbench.device import derive_seed
+from privbench.errors import PrivbenchError
+from privbench.metrics.base import MetricUnavailable
+from privbench.registry import DATASETS
+
+#: intra-op threads used while training a recognizer (see the module docstring)
+TRAIN_THREADS = 1
+#: images per forward pass at inference time
+INFER_BATCH = 256
+
+
+def fast_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 or AMX)."""
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                "_is_amx_tile_supported"))
+
+
+def training_precision() -> str:
+    return "bf16" if fast_bf16() else "fp32"
+
+
+def autocast(precision: str):
+    """bfloat16 autocast for ``precision == "bf16"`` (BatchNorm and losses stay in float32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Temporarily run torch's CPU kernels with ``n`` intra-op threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def synthetic_family(probes: ImageSet) -> str:
+    """The registered synthetic dataset that generated a probe set (``synth-faces/test`` -> ``synth-faces``).
+
+    Raises :class:`MetricUnavailable` for real data: the built-in recognizers only know the synthetic
+    families; real data needs pretrained weights (facenet, LPRNet) or a protocol that trains on the probes.
+    """
+    family = str(probes.meta.get("family") or probes.name.split("/")[0])
+    if not probes.meta.get("synthetic") or family not in DATASETS:
+        raise MetricUnavailable(f"the built-in recognizer is trained on synthetic data and '{probes.name}' "
+                                "is not synthetic (pass pretrained weights instead)")
+    return family
+
+
+def training_data(probes: ImageSet, **params: Any) -> Dataset:
+    """The clean training set (a dataset component, not yet loaded) of a recognizer that scores ``probes``.
+
+    Same synthetic family, image ``size`` and generator ``seed`` as the probe set, but the ``train`` subset
+    (``test`` if the probes themselves are the train subset), so no identity, string or image of the probes is
+    ever seen in training. Its ``spec()`` is part of the recognizer's cache key; ``load(cache)`` generates it
+    only when the recognizer actually has to be trained.
+    """
+    family = synthetic_family(probes)
+    height, width = probes.size
+    if height != width:
+        raise PrivbenchError(f"{probes.name}: synthetic probe images must be square, got {height}×{width}")
+    subset = "test" if probes.meta.get("subset") == "train" else "train"
+    return DATASETS.create(family, subset=subset, size=height, seed=int(probes.meta.get("seed", 0)), **params)
+
+
+def cached_training(cache: Cache, kind: str, spec: dict[str, Any],
+                    train: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
+    """The trained state dict of recognizer ``kind`` for ``spec``: from the cache, or trained now and stored.
+
+    ``train`` builds and trains the network; it runs with :data:`TRAIN_THREADS` threads. Only tensors are
+    stored (``torch.load(weights_only=True)`` safe), plus the training time in seconds.
+    """
+
+    def create() -> dict[str, Any]:
+        start = time.perf_counter()
+        with torch_threads(TRAIN_THREADS):
+            network = train()
+        state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        return {"state": state, "seconds": round(time.perf_counter() - start, 3)}
+
+    key = {"recognizer": kind, "precision": training_precision(), "threads": TRAIN_THREADS, **spec}
+    return cache.get_or_create("recognizer", key, create)["state"]
+
+
+def training_seed(seed: int, kind: str) -> int:
+    return derive_seed(seed, "recognizer", kind)
+
+
+@torch.no_grad()
+def predict(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+            device: torch.device | str = "cpu", batch_size: int = INFER_BATCH) -> torch.Tensor:
+    """Apply ``network`` to float images in batches (never per image); results on CPU."""
+    if isinstance(network, nn.Module):
+        network.eval()
+    outs = [network(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    if not outs:
+        raise PrivbenchError("no images to score")
+    return torch.cat(outs)
+
+
+def adam_schedule(parameters, lr: float, steps: int, weight_decay: float = 1e-4):
+    """AdamW with a one-cycle learning-rate schedule (fast convergence in few epochs)."""
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(1, steps), pct_start=0.15)
+    return optimizer, schedule
+
+
+def halves(n: int, seed: int, *parts: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic random split of ``range(n)`` into two halves (first gets ``n // 2``)."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "halves", *parts))
+    order = torch.randperm(n, generator=generator)
+    return order[: n // 2].sort().values, order[n // 2:].sort().values
+
+
+def content_hash(*tensors: torch.Tensor) -> str:
+    """SHA-256 of tensors' bytes: keys cached adaptations to the exact reconstructions they were fitted on."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        if t.is_floating_point():
+            t = t.clamp(0, 1).mul(255).round().to(torch.uint8)
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int | tuple[int, int] = 1, kernel: int | tuple[int, int] = 3,
+                 padding: int | tuple[int, int] = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Standardize(nn.Module):
+    """Per-image, per-channel standardisation: removes exposure and white balance before the first conv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        return (x - mean) / (std + 0.02)

@@ -1,0 +1,230 @@
+"""Face embedders for the identification protocol of paper 000 §V-A.
+
+Two embedders map face images to L2-normalised vectors compared by cosine similarity:
+
+- :class:`FaceEmbedder` — built in: a small CNN trained on the *train* identities of ``synth-faces`` (which
+  never occur in the probe sets) with a metric-learning loss, at the probe images' own resolution. The loss
+  is the prototypical-network loss (Snell et al. 2017): each batch holds P identities × K images, and every
+  image must be closest (cosine, scale s) to the mean embedding of its own identity's *other* images —
+  exactly the one-gallery-image-per-identity retrieval that the metric then performs on unseen identities.
+- facenet-pytorch's ``InceptionResnetV1`` with the VGGFace2 checkpoint (``20180402-114759-vggface2.pt``) read
+  from ``$TORCH_HOME/checkpoints/`` or a file the user names, loaded with ``torch.load(weights_only=True)``
+  into ``InceptionResnetV1(pretrained=None)``; images are resized to 160×160 and standardised as facenet
+  expects, optionally aligned first with facenet-pytorch's MTCNN (its weights ship inside the package).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from privbench.errors import PrivbenchError
+from privbench.metrics.base import MetricUnavailable
+from privbench.recognizers.base import (
+    Standardize,
+    adam_schedule,
+    autocast,
+    conv_bn_relu,
+    predict,
+    training_precision,
+    training_seed,
+)
+
+FACENET_CHECKPOINT = "20180402-114759-vggface2.pt"
+FACENET_SIZE = 160
+
+# Built-in embedder training (see the tuning notes in the README): identities × images of the train subset.
+TRAIN_IDENTITIES = 1000
+TRAIN_PER_IDENTITY = 3
+EPOCHS = 12
+IDENTITIES_PER_BATCH = 32
+LR = 3e-3
+SCALE = 32.0
+WIDTH = 20
+DIM = 128
+EMA_DECAY = 0.98
+
+
+class FaceEmbedder(nn.Module):
+    """Small CNN: face crop -> per-image standardisation -> 6 conv blocks -> linear -> unit-length embedding.
+
+    The centre crop (3/4 of the side, shifted up by 1/32) keeps the face and drops most of the background and
+    clothing, which carry no identity. Two convolutions run at full resolution (identity is fine detail:
+    marks, skin texture, eye and brow shape; 64-px inputs are reduced by a stride-2 first convolution) and the
+    last 6×6 feature map is flattened, not pooled: identity is also *where* the marks are.
+    """
+
+    def __init__(self, size: int, width: int = WIDTH, dim: int = DIM) -> None:
+        super().__init__()
+        self.size = size
+        crop = 3 * size // 4
+        self.crop = (max(0, (size - crop) // 2 - size // 32), (size - crop) // 2, crop)
+        w = width
+        self.features = nn.Sequential(
+            Standardize(), conv_bn_relu(3, w, stride=2 if size >= 64 else 1), conv_bn_relu(w, w),
+            conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w),
+            conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w))
+        with torch.no_grad():
+            side = self.features(torch.zeros(1, 3, crop, crop)).shape[-1]
+        self.head = nn.Linear(4 * w * side * side, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        top, left, c = self.crop
+        x = x[..., top:top + c, left:left + c].contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.head(self.features(x).flatten(1)).float(), dim=1)
+
+
+def prototype_loss(embeddings: torch.Tensor, identities: int, per_identity: int,
+                   scale: float = SCALE) -> torch.Tensor:
+    """Prototypical loss for a batch laid out as ``identities`` blocks of ``per_identity`` embeddings.
+
+    The prototype of an image's own identity leaves that image out (so a single image cannot match itself).
+    """
+    e = embeddings.view(identities, per_identity, -1)
+    sums = e.sum(dim=1, keepdim=True)
+    prototypes = F.normalize(sums.squeeze(1), dim=-1)
+    own = F.normalize(sums - e, dim=-1)
+    sim = e.reshape(identities * per_identity, -1) @ prototypes.T
+    target = torch.arange(identities).repeat_interleave(per_identity)
+    sim[torch.arange(len(target)), target] = (e * own).sum(dim=-1).reshape(-1)
+    return F.cross_entropy(scale * sim, target)
+
+
+def train_face_embedder(images: torch.Tensor, identity_index: torch.Tensor, seed: int,
+                        epochs: int = EPOCHS) -> FaceEmbedder:
+    """Train the built-in embedder on uint8 images whose identities are ``identity_index`` (0..I-1).
+
+    Every identity must have the same number of images (the synthetic train subset is laid out that way).
+    """
+    torch.manual_seed(training_seed(seed, "face"))
+    counts = torch.bincount(identity_index)
+    per = int(counts.min())
+    if per < 2 or int(counts.max()) != per:
+        raise PrivbenchError("face embedder training needs the same number (≥ 2) of images per identity")
+    order = torch.argsort(identity_index, stable=True)
+    grouped = images[order].view(len(counts), per, *images.shape[1:])
+    network = FaceEmbedder(int(images.shape[-1])).to(memory_format=torch.channels_last)
+    network.train()
+    precision = training_precision()
+    p = min(IDENTITIES_PER_BATCH, len(counts))
+    steps_per_epoch = len(counts) // p
+    optimizer, schedule = adam_schedule(network.parameters(), LR, epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(training_seed(seed, "face-order"))
+    # Exponential moving average of the weights (and BatchNorm statistics): a short training run ends in a
+    # noisy spot, the average of its last steps is a much more stable embedder.
+    ema = torch.optim.swa_utils.AveragedModel(network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+        EMA_DECAY), use_buffers=True)
+    for _ in range(epochs):
+        people = torch.randperm(len(counts), generator=generator)
+        for step in range(steps_per_epoch):
+            batch = grouped[people[step * p:(step + 1) * p]].flatten(0, 1).float().div_(255.0)
+            with autocast(precision):
+                embeddings = network(batch)
+            loss = prototype_loss(embeddings, p, per)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            ema.update_parameters(network)
+    network.load_state_dict(ema.module.state_dict())
+    return network.eval()
+
+
+# ---- facenet-pytorch ---------------------------------------------------------------------------------------
+
+def torch_home() -> Path:
+    """``$TORCH_HOME``, defaulting like torch.hub and facenet-pytorch to ``$XDG_CACHE_HOME/torch``."""
+    default = os.path.join(os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache")), "torch")
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", default)))
+
+
+def facenet_weights_path(weights: str = "") -> Path:
+    """The VGGFace2 checkpoint: the named file, else ``$TORCH_HOME/checkpoints/20180402-114759-vggface2.pt``.
+
+    A named file that does not exist is a user error (:class:`PrivbenchError`); a missing default checkpoint
+    makes the metric unavailable (nothing is downloaded).
+    """
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise PrivbenchError(f"facenet weights not found: {path}")
+        return path
+    path = torch_home() / "checkpoints" / FACENET_CHECKPOINT
+    if not path.is_file():
+        raise MetricUnavailable(f"facenet VGGFace2 weights not on disk ({path}); put {FACENET_CHECKPOINT} "
+                                "there or pass weights=PATH")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def _facenet(path: str, mtime: float) -> nn.Module:
+    from facenet_pytorch import InceptionResnetV1
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PrivbenchError(f"cannot read facenet weights {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict):
+        raise PrivbenchError(f"{path} does not hold a state dict")
+    state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier head
+    network = InceptionResnetV1(pretrained=None, classify=False)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise PrivbenchError(f"{path} is not an InceptionResnetV1 state dict: {first}") from None
+    return network.eval()
+
+
+def load_facenet(weights: str = "") -> nn.Module:
+    """InceptionResnetV1 with the VGGFace2 weights (see :func:`facenet_weights_path`)."""
+    path = facenet_weights_path(weights)
+    return _facenet(str(path.resolve()), path.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=1)
+def _mtcnn(device: str):
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(image_size=FACENET_SIZE, margin=0, post_process=True, device=device, select_largest=True)
+
+
+def facenet_inputs(images: torch.Tensor, align: bool, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Float [0, 1] N×3×H×W -> facenet's 160×160 standardised input ``(255·x − 127.5) / 128``.
+
+    With ``align``, MTCNN detects and crops each face (one batched call); images where it finds none fall back
+    to the whole image, resized.
+    """
+    resized = F.interpolate(images.float(), size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear",
+                            antialias=True, align_corners=False)
+    out = (resized * 255.0 - 127.5) / 128.0
+    if align:
+        batch = (resized.clamp(0, 1) * 255.0).permute(0, 2, 3, 1).to(torch.float32).cpu()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            faces = _mtcnn(str(device))(batch)
+        found = [i for i, face in enumerate(faces) if face is not None]
+        if found:
+            out[found] = torch.stack([faces[i] for i in found]).to(out)
+    return out
+
+
+def facenet_embedder(weights: str = "", align: bool = False,
+                     device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    network = load_facenet(weights).to(device)
+
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        return predict(lambda x: network(facenet_inputs(x, align, device).to(device)), images, device,
+                       batch_size=64)
+
+    return embed

@@ -1,0 +1,52 @@
+"""Worst case over attacks: privacy of a setting is what the *strongest* configured attack achieves.
+
+DESIGN §1 ("Adaptive attacker by default"): for every defense setting the report shows, next to each
+attack, an ``attack=worst`` row per privacy metric holding the value of the most revealing attack — the
+largest value for metrics where higher means more is revealed (PSNR, SSIM, identification accuracy), the
+smallest otherwise (MSE). The row copies that attack's confidence interval, n and CI method, so the worst
+case is reported with the uncertainty of the attack that produced it; the plots draw it dashed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from privbench.registry import Registry
+
+WORST = "worst"
+#: a worst case is taken per grid point and metric, over the ``attack`` column
+GROUP_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality",
+                 "metric"]
+
+
+def higher_is_leakier(metrics_registry: Registry, name: str) -> bool:
+    """Whether a larger value of metric ``name`` means more is revealed (unknown metrics: True)."""
+    if name in metrics_registry:
+        return bool(getattr(metrics_registry.get(name), "higher_is_leakier", True))
+    return True
+
+
+def add_worst_case(frame: pd.DataFrame, metrics_registry: Registry) -> pd.DataFrame:
+    """``frame`` plus one ``attack=worst`` row per (grid point, privacy metric) that has ≥ 1 attack.
+
+    The new row is a copy of the most revealing attack's row (so every column — run id, CI, n,
+    ci_method — stays compatible) with ``attack`` set to ``worst``. Existing ``worst`` rows are replaced,
+    so the function is idempotent. NaN values never win.
+    """
+    if frame.empty or "kind" not in frame.columns:
+        return frame
+    base = frame[frame["attack"] != WORST]
+    privacy = base[(base["kind"] == "privacy") & base["value"].notna()]
+    if privacy.empty:
+        return base.reset_index(drop=True)
+    keys = [c for c in GROUP_COLUMNS if c in privacy.columns]
+    chosen = []
+    # dropna=False: empty-string / missing key fields (e.g. quality) still form groups
+    for _, group in privacy.groupby(keys, sort=False, dropna=False):
+        metric = group["metric"].iloc[0]
+        values = pd.to_numeric(group["value"], errors="coerce")
+        best = values.idxmax() if higher_is_leakier(metrics_registry, metric) else values.idxmin()
+        chosen.append(best)
+    worst = privacy.loc[chosen].copy()
+    worst["attack"] = WORST
+    return pd.concat([base, worst], ignore_index=True)
