@@ -23,6 +23,9 @@ from privbench.registry import METRICS
 
 #: bump when the classifier's training changes (part of its cache key)
 ATTACK_CLASSIFIER_VERSION = 1
+#: training images and epochs of the scene classifier (clean synthetic train subset)
+TRAIN_IMAGES = 2000
+EPOCHS = 10
 
 
 def clean_classifier(probes: ImageSet, context: MetricContext) -> nn.Module:
@@ -31,16 +34,16 @@ def clean_classifier(probes: ImageSet, context: MetricContext) -> nn.Module:
     from privbench.recognizers.base import cached_training, training_data
 
     classes = len(probes.meta["classes"])
-    dataset = training_data(probes, n=par.TRAIN_IMAGES, classes=classes)
+    dataset = training_data(probes, n=TRAIN_IMAGES, classes=classes)
     spec = {"version": ATTACK_CLASSIFIER_VERSION, "data": dataset.spec(), "seed": context.seed,
-            "hyper": [par.EPOCHS, par.BATCH, par.LR, par.WIDTH]}
+            "hyper": [EPOCHS, par.BATCH, par.LR, par.WIDTH]}
 
     def train() -> nn.Module:
         data = dataset.load(context.cache)
         return par.train_classifier(data.images, data.labels["label"], classes, multilabel=False,
-                                    seed=context.seed, kind="attack-classifier")
+                                    seed=context.seed, epochs=EPOCHS, kind="attack-classifier", head="pool")
 
-    network = par.SmallClassifier(classes, size=probes.size[0])
+    network = par.SmallClassifier(classes, size=probes.size[0], head="pool")
     network.load_state_dict(cached_training(context.cache, "attack-classifier", spec, train))
     return network.eval()
 

@@ -94,7 +94,7 @@ class _ParMetric(Metric):
     def predictions(self, inputs: PrivacyInputs, context: MetricContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted, true) binary N'×A attributes of the evaluated images."""
         from privbench.recognizers import par
-        from privbench.recognizers.base import cached_training, content_hash, halves, predict
+        from privbench.recognizers.base import cached_training, content_hash, freeze_batchnorm, halves, predict
 
         probes = inputs.probes
         gt = torch.as_tensor(probes.labels["attributes"]).bool()
@@ -124,7 +124,7 @@ class _ParMetric(Metric):
             network = copy.deepcopy(start) if start is not None else None
             return par.train_classifier(images, gt[train_idx], gt.shape[1], multilabel=True,
                                         seed=context.seed, epochs=epochs, network=network, lr=lr,
-                                        kind="par-adapt")
+                                        kind="par-adapt", train_mode=freeze_batchnorm if network else None)
 
         network = par.SmallClassifier(gt.shape[1], size=int(recon.shape[-1]))
         network.load_state_dict(cached_training(context.cache, "par-adapt", key, train))

@@ -52,11 +52,23 @@ class MetricContext:
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Float images clamped to [0, 1]; returned as they are (no copy) when already in range."""
+    images = images.float()
+    low, high = torch.aminmax(images)
+    return images if bool(low >= 0) and bool(high <= 1) else images.clamp(0, 1)
+
+
 @dataclasses.dataclass
 class PrivacyInputs:
     originals: torch.Tensor  # float [0, 1], N×3×H×W
     reconstructions: torch.Tensor  # float [0, 1], N×3×H×W
     probes: ImageSet  # labels of the probe images (identities, strings, attributes)
+
+    def __post_init__(self) -> None:
+        # Checked (and clamped if needed) once here, not again in every metric that scores these images.
+        self.originals = unit_range(self.originals)
+        self.reconstructions = unit_range(self.reconstructions)
 
 
 @dataclasses.dataclass

@@ -48,9 +48,8 @@ class _PerImage(Metric):
         raise NotImplementedError
 
     def score(self, inputs: PrivacyInputs, context: MetricContext) -> Score:
-        x = inputs.originals.float().clamp(0, 1)
-        y = inputs.reconstructions.float().clamp(0, 1)
-        return Score.from_values(self.per_image(x, y), context.ci_level)
+        # PrivacyInputs already holds float images in [0, 1] (clamped once on construction).
+        return Score.from_values(self.per_image(inputs.originals, inputs.reconstructions), context.ci_level)
 
 
 @METRICS.register("psnr")

@@ -87,7 +87,7 @@ class _PlateMetric(Metric):
     def per_plate(self, inputs: PrivacyInputs, context: MetricContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(exact match, character accuracy) of every scored plate."""
         from privbench.recognizers import lpr
-        from privbench.recognizers.base import cached_training, content_hash, halves
+        from privbench.recognizers.base import cached_training, content_hash, freeze_batchnorm, halves
 
         probes = inputs.probes
         network, alphabet, spec = self.recognizer(probes, context)
@@ -116,14 +116,6 @@ class _PlateMetric(Metric):
         length = max(len(t) for t in texts)
         targets = lpr.encode_texts([texts[i] for i in scored.tolist()], alphabet, length)
         return lpr.plate_scores(decoded, targets)
-
-
-def freeze_batchnorm(network: nn.Module) -> None:
-    """Training mode except BatchNorm, whose running statistics a few dozen images must not overwrite."""
-    network.train()
-    for module in network.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
 
 
 @METRICS.register("plate")

@@ -65,3 +65,21 @@ def small_config():
 def small_run(tmp_path_factory, small_config):
     cache = Cache(tmp_path_factory.mktemp("cache-small"))
     return run_benchmark(small_config, cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def recognizer_context(tmp_path_factory):
+    """One temporary cache for every test that needs a trained recognizer: each is trained once per session."""
+    import torch
+
+    from privbench.metrics.base import MetricContext
+
+    return MetricContext(cache=Cache(tmp_path_factory.mktemp("cache-recognizers")), device=torch.device("cpu"),
+                         seed=0)
+
+
+def gaussian_blur(images, sigma: float):
+    """Gaussian blur of float N×3×H×W images (σ in pixels, kernel 2·round(3σ)+1), as the blur tests use it."""
+    from torchvision.transforms.functional import gaussian_blur as blur
+
+    return blur(images, 2 * int(round(3 * sigma)) + 1, sigma)

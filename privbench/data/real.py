@@ -98,7 +98,18 @@ def square_resize(img: Image.Image, size: int, letterbox: bool = False, crop: fl
 
 
 class _RealDataset(Dataset):
-    """Common parts: the fingerprinted cache key and the meta of real data."""
+    """Common parts: the fingerprinted cache key, the meta of real data, paths checked at construction."""
+
+    #: the parameter naming the dataset's folder or file (checked when the component is constructed, so a
+    #: config with a wrong path fails before anything runs)
+    path_param: str = "root"
+
+    def _check_params(self) -> None:
+        value = self.params[self.path_param]
+        if not value:
+            raise PrivbenchError(f"dataset '{self.name}': parameter '{self.path_param}' is required")
+        if not Path(value).expanduser().exists():
+            raise PrivbenchError(f"dataset '{self.name}': {self.path_param} not found: {Path(value).expanduser()}")
 
     def files(self) -> list[Path]:
         raise NotImplementedError
@@ -299,6 +310,8 @@ class PA100K(_RealDataset):
 @DATASETS.register("attribute-csv")
 class AttributeCSV(_RealDataset):
     """Images with binary attributes listed in a CSV table (PETA-style or your own)."""
+
+    path_param = "csv"
 
     summary = "images + binary attributes from a CSV (image path column, then 0/1 columns)"
     provides = "attributes: uint8 N×A binary matrix, columns in meta attribute_names"

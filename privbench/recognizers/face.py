@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchvision.ops import roi_align
 
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import MetricUnavailable
@@ -202,21 +203,25 @@ def _mtcnn(device: str):
 def facenet_inputs(images: torch.Tensor, align: bool, device: torch.device | str = "cpu") -> torch.Tensor:
     """Float [0, 1] N×3×H×W -> facenet's 160×160 standardised input ``(255·x − 127.5) / 128``.
 
-    With ``align``, MTCNN detects and crops each face (one batched call); images where it finds none fall back
-    to the whole image, resized.
+    With ``align``, MTCNN detects the faces of the whole batch in one call (``MTCNN.detect``; its ``forward``
+    fails on batches where only some images contain a face) and the largest face of each image is cropped
+    and resized with one batched ``roi_align``; images where it finds none fall back to the whole image.
     """
     resized = F.interpolate(images.float(), size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear",
                             antialias=True, align_corners=False)
-    out = (resized * 255.0 - 127.5) / 128.0
     if align:
         batch = (resized.clamp(0, 1) * 255.0).permute(0, 2, 3, 1).to(torch.float32).cpu()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            faces = _mtcnn(str(device))(batch)
-        found = [i for i, face in enumerate(faces) if face is not None]
+            boxes, _ = _mtcnn(str(device)).detect(batch)
+        found = [i for i, box in enumerate(boxes) if box is not None]
         if found:
-            out[found] = torch.stack([faces[i] for i in found]).to(out)
-    return out
+            rois = torch.tensor([[i, *map(float, boxes[i][0][:4])] for i in found], dtype=torch.float32)
+            crops = roi_align(resized.cpu(), rois, (FACENET_SIZE, FACENET_SIZE), spatial_scale=1.0,
+                              sampling_ratio=2, aligned=True)
+            resized = resized.clone()
+            resized[found] = crops.to(resized)
+    return (resized * 255.0 - 127.5) / 128.0
 
 
 def facenet_embedder(weights: str = "", align: bool = False,
