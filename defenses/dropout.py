@@ -21,7 +21,7 @@ class DropoutStage(DefenseStage):
         self.rescale = rescale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        keep = torch.rand_like(x) >= self.rate
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.rate  # layout-independent draw
         out = x * keep
         return out / (1.0 - self.rate) if self.rescale else out
 

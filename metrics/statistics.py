@@ -43,4 +43,5 @@ def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return p, max(0.0, centre - half), min(1.0, centre + half), n
+    # The interval always contains p; at p = 0 or 1 rounding would otherwise leave an end ~1e-17 past it.
+    return p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), n

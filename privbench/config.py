@@ -20,7 +20,7 @@ from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS, loa
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
             "attacks", "metrics"}
-MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size"}
+MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_blur"}
 DATASET_KEYS = {"name", "params"}
 DEFENSE_KEYS = {"name", "params", "strengths"}
 ATTACK_KEYS = {"name", "params"}
@@ -50,6 +50,8 @@ class ModelConfig:
     epochs: int
     lr: float
     batch_size: int
+    #: largest σ (pixels) of the random Gaussian blur applied to half of every training batch (0 = off)
+    augment_blur: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +150,8 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     model_cfg = ModelConfig(model_spec.name, model_spec.params, split,
                             _number(model.get("epochs", 5), "model.epochs", int, 0, 10_000),
                             _number(model.get("lr", 1e-3), "model.lr", float, 1e-7, 10.0),
-                            _number(model.get("batch_size", 64), "model.batch_size", int, 1, 65_536))
+                            _number(model.get("batch_size", 64), "model.batch_size", int, 1, 65_536),
+                            _number(model.get("augment_blur", 0.0), "model.augment_blur", float, 0.0, 10.0))
 
     task = _mapping(data["task"], "task", {"train", "test"})
     if "train" not in task or "test" not in task:

@@ -119,7 +119,8 @@ class Benchmark:
     def model_key(self) -> dict[str, Any]:
         m = self.config.model
         return {"model": m.name, "params": m.params, "split": m.split, "epochs": m.epochs, "lr": m.lr,
-                "batch_size": m.batch_size, "train": dataset_spec(self.config.task_train), "seed": self.seed}
+                "batch_size": m.batch_size, "train": dataset_spec(self.config.task_train), "seed": self.seed,
+                **({"augment_blur": m.augment_blur} if m.augment_blur else {})}
 
     @functools.cached_property
     def probes_key(self) -> list[dict[str, Any]]:

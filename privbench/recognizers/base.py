@@ -6,19 +6,20 @@ recognizers on clean synthetic data of the **same family and resolution as the p
 split that is disjoint from the probes (the synthetic ``train`` subset, whose identities and strings never
 occur in ``test``), and caches the trained weights as plain state dicts.
 
-CPU notes. Recognizer training runs with one intra-op thread (:data:`TRAIN_THREADS`): the small convolutions
-used here hardly parallelise, and on a shared 2-core machine two OpenMP threads that spin-wait against other
-processes were measured 5–20× slower than one thread; a fixed thread count also keeps training reproducible
-on a given machine. Where the CPU has native bfloat16 (AVX512-BF16/AMX), training runs under bfloat16
+CPU notes. Recognizer training uses torch's intra-op thread count (by default one per core; set
+``OMP_NUM_THREADS`` / ``torch.set_num_threads`` to change it). On this project's idle 2-core machine two
+threads trained the PAR classifier 1.55× faster than one; on a machine shared with other CPU-heavy processes,
+spin-waiting OpenMP threads were measured 5–20× slower than a single thread, so set one thread there. The
+thread count is part of the cache key (float summation order may differ between counts).
+Where the CPU has native bfloat16 (AVX512-BF16/AMX), training runs under bfloat16
 autocast with channels-last tensors (measured 2–2.5× faster here); the precision is part of the cache key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,8 +32,6 @@ from privbench.errors import PrivbenchError
 from privbench.metrics.base import MetricUnavailable
 from privbench.registry import DATASETS
 
-#: intra-op threads used while training a recognizer (see the module docstring)
-TRAIN_THREADS = 1
 #: images per forward pass at inference time
 INFER_BATCH = 256
 
@@ -51,17 +50,6 @@ def training_precision() -> str:
 def autocast(precision: str):
     """bfloat16 autocast for ``precision == "bf16"`` (BatchNorm and losses stay in float32)."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily run torch's CPU kernels with ``n`` intra-op threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def synthetic_family(probes: ImageSet) -> str:
@@ -97,20 +85,19 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any],
                     train: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
     """The trained state dict of recognizer ``kind`` for ``spec``: from the cache, or trained now and stored.
 
-    ``train`` builds and trains the network; it runs with :data:`TRAIN_THREADS` threads. Only tensors are
+    ``train`` builds and trains the network. Only tensors are
     stored (``torch.load(weights_only=True)`` safe), plus the training time (wall clock and CPU seconds; on a
     shared machine the CPU time is the better measure of the work).
     """
 
     def create() -> dict[str, Any]:
         start, cpu = time.perf_counter(), time.process_time()
-        with torch_threads(TRAIN_THREADS):
-            network = train()
+        network = train()
         state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
         return {"state": state, "seconds": round(time.perf_counter() - start, 3),
                 "cpu_seconds": round(time.process_time() - cpu, 3)}
 
-    key = {"recognizer": kind, "precision": training_precision(), "threads": TRAIN_THREADS, **spec}
+    key = {"recognizer": kind, "precision": training_precision(), "threads": torch.get_num_threads(), **spec}
     return cache.get_or_create("recognizer", key, create)["state"]
 
 
