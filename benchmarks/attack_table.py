@@ -36,7 +36,7 @@ ATTACKS_IN_TABLE = (
 )
 
 
-def table_config(size: int, seed: int, epochs: int, lr: float, batch_size: int) -> dict:
+def table_config(size: int, seed: int, epochs: int, lr: float, batch_size: int, augment_blur: float) -> dict:
     """The embedded default benchmark's data and task model (fewer probes), at ``size``×``size``, no defense
     (the data generation and training run through the engine, so they are cached)."""
     def ds(name: str, **params) -> dict:
@@ -45,7 +45,7 @@ def table_config(size: int, seed: int, epochs: int, lr: float, batch_size: int) 
     return {
         "name": "attack-table", "seed": seed, "device": "cpu",
         "model": {"name": "vgg-small", "params": {"width": 8, "fc_width": 128}, "split": "relu22",
-                  "epochs": epochs, "lr": lr, "batch_size": batch_size},
+                  "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment_blur": augment_blur},
         "task": {"train": ds("synth-scenes", subset="train", n=2000),
                  "test": ds("synth-scenes", subset="test", n=500)},
         "attacker_data": [ds("synth-scenes", subset="attacker", n=500),
@@ -87,7 +87,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    config = load_config(None, table_config(args.size, args.seed, args.epochs, args.lr, args.batch_size))
+    config = load_config(None, table_config(args.size, args.seed, args.epochs, args.lr, args.batch_size,
+                                            default_model.augment_blur))
     bench = Benchmark(config, Cache(args.cache_dir), progress=False)
     model = bench.model
     spec = MODELS.create(config.model.name, **config.model.params)
@@ -119,12 +120,17 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             print(f"  {split:7s} {name:12s} PSNR {p:6.2f} dB  SSIM {s:.3f}  ({seconds:.1f} s)", flush=True)
 
+    # Reference: the guess of an adversary who sees nothing (the mean of its own images), same at every depth.
+    guess = data.mean(dim=0, keepdim=True).expand_as(probes)
+    baseline = f"{psnr.per_image(probes, guess).mean().item():.2f} / {ssim.per_image(probes, guess).mean().item():.3f}"
+
     print()
     print("| attack (access) | " + " | ".join(f"{s} PSNR / SSIM" for s in splits) + " |")
     print("| --- | " + " | ".join("---" for _ in splits) + " |")
     for name, _ in ATTACKS_IN_TABLE:
         access = ATTACKS.get(name).access.value
         print(f"| {name} ({access}) | " + " | ".join(cells[(name, s)] for s in splits) + " |")
+    print("| no attack: mean image of the attacker's data | " + " | ".join(baseline for _ in splits) + " |")
     print(f"\n(total {time.perf_counter() - start:.0f} s)")
 
 

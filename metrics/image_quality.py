@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import piq
 import torch
 from torch.nn import functional as F
 
@@ -58,6 +57,8 @@ class PSNR(_PerImage):
     unit = "dB"
 
     def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import piq  # imported on use: it pulls in torchvision and torch._dynamo (~2.5 s at start-up)
+
         return piq.psnr(y, x, data_range=1.0, reduction="none")
 
 
@@ -66,6 +67,8 @@ class SSIM(_PerImage):
     summary = "SSIM between original and reconstruction (piq.ssim, 11×11 Gaussian window, σ 1.5)"
 
     def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import piq
+
         return piq.ssim(y, x, data_range=1.0, reduction="none")
 
 
@@ -75,6 +78,8 @@ class EdgePSNR(_PerImage):
     unit = "dB"
 
     def per_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import piq
+
         return piq.psnr(sobel_magnitude(y).clamp(0, 1), sobel_magnitude(x).clamp(0, 1), data_range=1.0,
                         reduction="none")
 

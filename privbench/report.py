@@ -16,7 +16,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 from privbench.cache import atomic_write_bytes, atomic_write_text  # noqa: E402
 
@@ -84,6 +83,8 @@ def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[
         rows.append(torch.cat([recon[n] for n in names]))
         labels.append(f"{defense}={strength:g} / {attack}")
     per_row = top.shape[0]
+    from torchvision.utils import make_grid
+
     grid = make_grid(torch.cat(rows).float() / 255.0, nrow=per_row, padding=2, pad_value=1.0)
     h_cell = top.shape[2] + 2
     fig_h = max(2.0, 0.32 * len(rows) * top.shape[2] / 32)

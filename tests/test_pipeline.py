@@ -40,12 +40,10 @@ def test_stronger_defense_lowers_attack_psnr(small_run, defense):
         assert mse.iloc[-1] > mse.iloc[0]
 
 
-@pytest.mark.xfail(strict=False, reason="known gap: the synthetic scene task does not train past chance within "
-                   "the test budget (see the closing note of issue 2)")
 @pytest.mark.parametrize("defense", ["noise", "dropout"])
 def test_stronger_defense_lowers_task_accuracy(small_run, defense):
     accuracy = values(small_run.frame, defense, "accuracy")
-    assert accuracy.iloc[0] > 0.45, "the task model must learn the synthetic task (chance is 0.25)"
+    assert accuracy.iloc[0] > 0.3, "the task model must learn the synthetic task (chance is 0.1)"
     assert accuracy.iloc[-1] < accuracy.iloc[0] - 0.05, accuracy
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from privbench.errors import PrivbenchError
@@ -59,6 +58,8 @@ class TorchvisionClassifier(ModelSpec):
     )
 
     def build(self, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
+        import torchvision  # on use: importing it costs ~2.5 s (torch._dynamo)
+
         net = getattr(torchvision.models, self.arch)(weights=None, num_classes=num_classes)
         if self.params["weights"]:
             state = load_state_dict_file(self.params["weights"])

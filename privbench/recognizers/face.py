@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.ops import roi_align
 
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import MetricUnavailable
@@ -217,6 +216,8 @@ def facenet_inputs(images: torch.Tensor, align: bool, device: torch.device | str
         found = [i for i, box in enumerate(boxes) if box is not None]
         if found:
             rois = torch.tensor([[i, *map(float, boxes[i][0][:4])] for i in found], dtype=torch.float32)
+            from torchvision.ops import roi_align
+
             crops = roi_align(resized.cpu(), rois, (FACENET_SIZE, FACENET_SIZE), spatial_scale=1.0,
                               sampling_ratio=2, aligned=True)
             resized = resized.clone()

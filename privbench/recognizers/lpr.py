@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.ops import roi_align
 
 from privbench.errors import PrivbenchError
 from privbench.recognizers.base import (
@@ -61,6 +60,8 @@ def crop_plates(images: torch.Tensor, boxes: torch.Tensor, margin: float = 0.04)
     grown = torch.stack([b[:, 0] - margin * w, b[:, 1] - margin * h, b[:, 2] + margin * w,
                          b[:, 3] + margin * h], 1)
     rois = torch.cat([torch.arange(len(b), device=images.device, dtype=torch.float32)[:, None], grown], 1)
+    from torchvision.ops import roi_align  # on use: importing torchvision costs ~2.5 s
+
     return roi_align(images.float(), rois, (LPR_HEIGHT, LPR_WIDTH), spatial_scale=1.0, sampling_ratio=2,
                      aligned=True)
 
