@@ -9,9 +9,9 @@ from torch import nn
 from privbench.errors import PrivbenchError
 from privbench.models.base import ModelSpec
 from privbench.models.fx_split import fx_split
-from privbench.models.torchvision_models import load_state_dict_file
 from privbench.registry import MODELS, Param
 from privbench.split import SplitModel
+from privbench.weights import load_state_dict_file
 
 
 def import_factory(target: str):

@@ -8,8 +8,6 @@ ResNet, ``features.8`` for VGG/MobileNetV2).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -19,6 +17,7 @@ from privbench.models.builtin_cnn import IMAGENET_MEAN, IMAGENET_STD
 from privbench.models.fx_split import fx_split
 from privbench.registry import MODELS, Param
 from privbench.split import Normalize, SplitModel
+from privbench.weights import load_state_dict_file
 
 
 class WithNormalize(nn.Module):
@@ -32,21 +31,6 @@ class WithNormalize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))
 
-
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a state dict from a local file, safely. Accepts ``{"state_dict": ...}`` wrappers."""
-    path = Path(path)
-    if not path.is_file():
-        raise PrivbenchError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrivbenchError(f"cannot read weights file {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise PrivbenchError(f"weights file {path} does not hold a state dict")
-    return state
 
 
 class TorchvisionClassifier(ModelSpec):

@@ -36,6 +36,7 @@ from privbench.recognizers.base import (
     training_precision,
     training_seed,
 )
+from privbench.weights import load_state_dict_file
 
 FACENET_CHECKPOINT = "20180402-114759-vggface2.pt"
 FACENET_SIZE = 160
@@ -170,12 +171,7 @@ def facenet_weights_path(weights: str = "") -> Path:
 def _facenet(path: str, mtime: float) -> nn.Module:
     from facenet_pytorch import InceptionResnetV1
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrivbenchError(f"cannot read facenet weights {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict):
-        raise PrivbenchError(f"{path} does not hold a state dict")
+    state = load_state_dict_file(path, "facenet weights")
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}  # the VGGFace2 classifier head
     network = InceptionResnetV1(pretrained=None, classify=False)
     try:

@@ -33,6 +33,7 @@ from privbench.recognizers.base import (
     training_precision,
     training_seed,
 )
+from privbench.weights import load_state_dict_file
 
 #: LPRNet's input size (width × height)
 LPR_WIDTH, LPR_HEIGHT = 94, 24
@@ -213,16 +214,7 @@ class LPRNet(nn.Module):
 
 def load_lprnet(path: str | Path) -> LPRNet:
     """A pretrained LPRNet from a state-dict file (``torch.load(weights_only=True)``)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PrivbenchError(f"LPRNet weights not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrivbenchError(f"cannot read LPRNet weights {path}: {str(exc).splitlines()[0]}") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = load_state_dict_file(path, "LPRNet weights")
     classes = state.get("container.0.weight", torch.empty(len(LPRNET_CHARS))).shape[0]
     network = LPRNet(classes)
     missing, unexpected = network.load_state_dict(state, strict=False)
