@@ -97,7 +97,7 @@ def test_lprnet_port_matches_the_published_layer_layout(tmp_path):
     with pytest.raises(PrivbenchError, match="not an LPRNet state dict"):
         torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
         load_lprnet(tmp_path / "bad.pth")
-    with pytest.raises(PrivbenchError, match="LPRNet weights file not found"):
+    with pytest.raises(PrivbenchError, match="LPRNet weights not found"):
         METRICS.create("plate", weights=str(tmp_path / "missing.pth"))
 
 
