@@ -91,3 +91,11 @@ def test_every_command_has_help():
     for command in ("run", "attack", "list", "report"):
         out = runner.invoke(cli, [command, "--help"])
         assert out.exit_code == 0 and "Usage" in out.output
+
+
+def test_out_of_range_model_setting_is_one_line(run_cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {name: vgg-small, augment_blur: 50}\n")
+    result = run_cli("run", str(bad))
+    assert result.returncode == 2
+    assert "model.augment_blur" in result.stderr and "Traceback" not in result.stderr

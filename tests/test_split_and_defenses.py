@@ -117,3 +117,17 @@ def test_defense_placement_and_identity():
     b = at_input.features(x)
     assert not torch.equal(a, b), "the defense must stay stochastic at inference"
     assert at_input.back is model.back
+
+
+def test_blur_augmentation_blurs_only_the_second_half_of_a_batch():
+    from privbench.training import random_blur
+
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = random_blur(x, 2.0, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape
+    assert torch.equal(out[:4], x[:4])
+
+    def roughness(t):
+        return (t[..., 1:] - t[..., :-1]).abs().mean()
+
+    assert roughness(out[4:]) < 0.7 * roughness(x[4:])

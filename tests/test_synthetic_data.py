@@ -151,3 +151,17 @@ def test_bad_parameters_raise(name, params):
 def test_preview_writes_png(tmp_path):
     path = synthetic.preview(tmp_path / "sheet.png", size=32, zoom=1, blur=1.5)
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name,params", [("synth-scenes", {"n": 48}), ("synth-faces", {"identities": 12, "per_identity": 4}),
+                                         ("synth-plates", {"n": 48}), ("synth-pedestrians", {"n": 48})])
+def test_parallel_generation_equals_serial(monkeypatch, name, params):
+    """Sets above PARALLEL_MIN_ITEMS are made by worker processes: the images and labels must not change."""
+    monkeypatch.setattr(synthetic, "PARALLEL_MIN_ITEMS", 10**9)
+    serial = build(name, size=16, **params)
+    monkeypatch.setattr(synthetic, "PARALLEL_MIN_ITEMS", 8)
+    parallel = build(name, size=16, **params)
+    assert torch.equal(serial.images, parallel.images)
+    for key, value in serial.labels.items():
+        other = parallel.labels[key]
+        assert torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
