@@ -9,7 +9,7 @@ contains the defense stages (see ``privbench.defenses.base``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -94,6 +94,21 @@ class SplitModel(nn.Module):
         self.eval()
         device = next(self.parameters()).device
         return torch.cat([self(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
+
+    @torch.no_grad()
+    def utility(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        """Top-1 task accuracy of the whole (possibly defended) pipeline over ``(images, labels)`` batches,
+        e.g. a ``torch.utils.data.DataLoader``; images are floats in [0, 1]."""
+        self.eval()
+        device = next(self.parameters()).device
+        correct = total = 0
+        for images, labels in loader:
+            predicted = self(images.to(device)).argmax(dim=1).cpu()
+            correct += int((predicted == labels).sum())
+            total += len(labels)
+        if total == 0:
+            raise PrivbenchError("utility: the loader yielded no images")
+        return correct / total
 
     def with_front(self, front: nn.Module, split: str | None = None) -> SplitModel:
         """A new SplitModel sharing ``back`` with a different front (used by defenses)."""
