@@ -22,20 +22,15 @@ import argparse
 import time
 
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from privbench.cache import Cache, default_cache_dir
 from privbench.config import load_config
+from privbench.data.base import gaussian_blur as blur
 from privbench.metrics.base import PrivacyInputs
 from privbench.registry import METRICS
 from privbench.runner import Benchmark
 
 METRIC_FOR_FAMILY = {"synth-faces": "face-id", "synth-plates": "plate", "synth-pedestrians": "par-ma"}
-
-
-def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur, σ in pixels, kernel 2·round(3σ)+1 (the same blur the tests use)."""
-    return gaussian_blur(images, 2 * int(round(3 * sigma)) + 1, sigma)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from torch import nn
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score
 from privbench.registry import METRICS, Param
+from privbench.weights import load_state_dict_file
 
 #: torchvision checkpoint file names of the ImageNet backbones LPIPS uses
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -47,10 +48,7 @@ def backbone_path(net: str, weights: str = "") -> Path:
 def _lpips_model(net: str, path: str, mtime: float) -> nn.Module:
     import lpips
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrivbenchError(f"cannot read LPIPS backbone {path}: {str(exc).splitlines()[0]}") from None
+    state = load_state_dict_file(path, "LPIPS backbone")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # pnet_rand=True: build the backbone without asking torchvision to download it; pretrained=True loads

@@ -81,7 +81,7 @@ def recognizer_context(tmp_path_factory):
 
 
 def gaussian_blur(images, sigma: float):
-    """Gaussian blur of float N×3×H×W images (σ in pixels, kernel 2·round(3σ)+1), as the blur tests use it."""
-    from torchvision.transforms.functional import gaussian_blur as blur
+    """Gaussian blur of float N×3×H×W images (σ in pixels), as the blur tests use it."""
+    from privbench.data.base import gaussian_blur as blur
 
-    return blur(images, 2 * int(round(3 * sigma)) + 1, sigma)
+    return blur(images, sigma)

@@ -16,6 +16,14 @@ from privbench.cache import Cache
 from privbench.registry import Component, Param
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of float N×3×H×W images, σ in pixels, kernel 2·max(1, round(3σ))+1 (torchvision)."""
+    from torchvision.transforms.functional import gaussian_blur as blur  # on use: torchvision is slow to import
+
+    radius = max(1, int(round(3 * sigma)))
+    return blur(images, [2 * radius + 1] * 2, [sigma] * 2)
+
+
 @dataclasses.dataclass
 class ImageSet:
     """Images (uint8, N×3×H×W) with per-image label fields and dataset-level metadata.
