@@ -16,6 +16,11 @@ Architecture of g1 (``architecture``):
   flat features: down to 1/8 resolution, then a linear layer) — for an attacker that does not know the
   architecture either.
 
+How well g1 can stand in for f1 depends on how tightly the back constrains it: on the embedded synthetic
+task (vgg-small width 8, blur-augmented) g1 meets the task as well as f1 but its features differ from
+f1's by 0.3–1.3 of their energy, and the attack is no better than a mean-image guess
+(``benchmarks/shadow_fidelity.py`` measures this per split).
+
 Everything here is written by hand (no library implements the attack); the rMLE and decoder stages reuse
 :mod:`privbench.attacks.rmle` and :mod:`privbench.attacks.inverse_net`.
 """
