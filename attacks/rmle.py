@@ -181,10 +181,11 @@ def is_stochastic(front: nn.Module) -> bool:
 
 
 def rmle_losses(front: nn.Module, x: torch.Tensor, z: torch.Tensor, settings: RMLESettings,
-                prior: torch.Tensor, eot: int, z_energy: torch.Tensor | None = None) -> torch.Tensor:
+                prior: torch.Tensor, eot: int, z_energy: torch.Tensor) -> torch.Tensor:
     """Per-image rMLE objective (a vector of length N); ``eot`` forward passes are averaged.
 
-    ``z_energy`` (per-image mean(z²)) divides the feature term when ``settings.normalize``.
+    ``z_energy`` (per-image mean(z²), computed once per batch) divides the feature term when
+    ``settings.normalize``.
     """
     n = x.shape[0]
     if eot > 1:
@@ -194,7 +195,7 @@ def rmle_losses(front: nn.Module, x: torch.Tensor, z: torch.Tensor, settings: RM
     else:
         feature = mean_squared_error(front(x), z)
     if settings.normalize:
-        feature = feature / (_per_image_mean(z.square()) if z_energy is None else z_energy).clamp_min(1e-12)
+        feature = feature / z_energy.clamp_min(1e-12)
     loss = feature
     if settings.lambda_tv > 0:
         loss = loss + settings.lambda_tv * total_variation(x)

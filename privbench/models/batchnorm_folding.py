@@ -15,6 +15,7 @@ and untraceable custom layers keep working.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 from torch import fx, nn
@@ -40,17 +41,16 @@ def folded_inference_copy(module: nn.Module) -> nn.Module:
 
 
 def _fold(module: nn.Module) -> nn.Module:
+    if not isinstance(module, nn.Sequential | fx.GraphModule) and _has_batchnorm_child(module) \
+            and not _has_defense(module):
+        # A custom block such as torchvision's BasicBlock (kept whole as the split's leaf): trace it to see
+        # which convolution feeds which BatchNorm. Defense stages are never traced (they must stay findable).
+        # Not traceable (data-dependent control flow): the block is left as it is.
+        with contextlib.suppress(Exception):
+            module = fx.symbolic_trace(module)
     if isinstance(module, fx.GraphModule):
         module = fuse_graph_module(module, inplace=True, no_trace=True)
         module.delete_all_unused_submodules()  # the folded BatchNorms
-    elif not isinstance(module, nn.Sequential) and _has_batchnorm_child(module) and not _has_defense(module):
-        # A custom block such as torchvision's BasicBlock (kept whole as the split's leaf): trace it to see
-        # which convolution feeds which BatchNorm. Defense stages are never traced (they must stay findable).
-        try:
-            module = fuse_graph_module(fx.symbolic_trace(module), inplace=True, no_trace=True)
-            module.delete_all_unused_submodules()
-        except Exception:  # not traceable (data-dependent control flow): leave the block as it is
-            pass
     for name, child in list(module.named_children()):
         setattr(module, name, _fold(child))
     if isinstance(module, nn.Sequential):
@@ -73,4 +73,4 @@ def _has_defense(module: nn.Module) -> bool:
 
 def _foldable(conv: nn.Module | None, bn: nn.Module | None) -> bool:
     return (any(type(conv) is conv_type and type(bn) is bn_type for conv_type, bn_type in _CONV_BN)
-            and bn.track_running_stats and bn.running_mean is not None)
+            and bn.track_running_stats)
