@@ -23,6 +23,7 @@ from torch import nn
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score
 from privbench.registry import METRICS, Param
+from privbench.split import batches
 from privbench.weights import load_state_dict_file
 
 #: torchvision checkpoint file names of the ImageNet backbones LPIPS uses
@@ -91,7 +92,7 @@ class LPIPS(Metric):
         y = inputs.reconstructions.float().clamp(0, 1)
         values = []
         with torch.no_grad():
-            for i in range(0, len(x), 128):
-                a, b = x[i:i + 128].to(context.device), y[i:i + 128].to(context.device)
+            for part in batches(len(x), 128):
+                a, b = x[part].to(context.device), y[part].to(context.device)
                 values.append(model(a * 2 - 1, b * 2 - 1).flatten().cpu())
         return Score.from_values(torch.cat(values), context.ci_level)
