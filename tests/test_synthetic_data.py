@@ -157,9 +157,9 @@ def test_preview_writes_png(tmp_path):
                                          ("synth-plates", {"n": 48}), ("synth-pedestrians", {"n": 48})])
 def test_parallel_generation_equals_serial(monkeypatch, name, params):
     """Sets above PARALLEL_MIN_ITEMS are made by worker processes: the images and labels must not change."""
-    monkeypatch.setattr(synthetic, "PARALLEL_MIN_ITEMS", 10**9)
+    monkeypatch.setattr(synthetic.common, "PARALLEL_MIN_ITEMS", 10**9)
     serial = build(name, size=16, **params)
-    monkeypatch.setattr(synthetic, "PARALLEL_MIN_ITEMS", 8)
+    monkeypatch.setattr(synthetic.common, "PARALLEL_MIN_ITEMS", 8)
     parallel = build(name, size=16, **params)
     assert torch.equal(serial.images, parallel.images)
     for key, value in serial.labels.items():
