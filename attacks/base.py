@@ -20,8 +20,9 @@ from privbench.threat import Access, AttackerView
 class Attack(Component):
     kind: ClassVar[str] = "attack"
     access: ClassVar[Access] = Access.BLACK_BOX
-    #: white-box attacks that can use a straight-through approximation of non-differentiable stages
-    gradient_approximation: ClassVar[bool] = False
+    #: gradient approximations of non-differentiable stages this (white-box) attack accepts, e.g.
+    #: ``("straight-through",)``; see :func:`privbench.threat.attacker_view`
+    approximations: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)

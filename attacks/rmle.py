@@ -45,11 +45,10 @@ import torch
 from torch import nn
 
 from privbench.attacks.base import Attack
-from privbench.defenses.base import defense_stages
 from privbench.errors import PrivbenchError
 from privbench.models.batchnorm_folding import folded_inference_copy
 from privbench.registry import ATTACKS, Param
-from privbench.split import batches
+from privbench.split import batches, pipeline_stages
 from privbench.threat import Access, AttackerView
 
 # The "zero" of He et al.'s ImageNet-normalized input space, in pixel space.
@@ -177,7 +176,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 def is_stochastic(front: nn.Module) -> bool:
-    return any(stage.stochastic for stage in defense_stages(front))
+    return any(stage.stochastic for stage in pipeline_stages(front))
 
 
 def rmle_losses(front: nn.Module, x: torch.Tensor, z: torch.Tensor, settings: RMLESettings,
@@ -293,7 +292,9 @@ def resolve_settings(params: dict[str, Any], feature_shape: tuple[int, ...],
 class RMLE(Attack):
     summary = "white-box rMLE (He et al. 2019 §4.1): optimize x̂ so the defended front reproduces z"
     access = Access.WHITE_BOX
-    gradient_approximation = False
+    #: a straight-through stage (e.g. input quantization) passes the gradient of the identity: rMLE then
+    #: optimizes through the approximation, as an adaptive white-box attacker would (BPDA, Athalye et al. 2018)
+    approximations = ("straight-through",)
     params = RMLE_PARAMS
 
     def __init__(self, **values: Any) -> None:

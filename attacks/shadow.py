@@ -22,7 +22,7 @@ f1's by 0.3–1.3 of their energy, and the attack is no better than a mean-image
 (``benchmarks/shadow_fidelity.py`` measures this per split).
 
 Everything here is written by hand (no library implements the attack); the rMLE and decoder stages reuse
-:mod:`privbench.attacks.rmle` and :mod:`privbench.attacks.inverse_net`.
+:mod:`privbench.attacks.rmle` and :mod:`privbench.models.decoders`.
 """
 
 from __future__ import annotations
@@ -36,17 +36,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from privbench.attacks.base import Attack
-from privbench.attacks.inverse_net import (
-    DECODERS,
-    attacker_subset,
-    reconstruction_loss,
-    train_decoder,
-)
 from privbench.attacks.rmle import BY_DEPTH, RMLE, resolve_settings, rmle_invert
 from privbench.errors import PrivbenchError
+from privbench.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
+from privbench.models.decoders import DECODERS, build_decoder
 from privbench.registry import ATTACKS, Param
 from privbench.split import batches
-from privbench.threat import Access, AttackerView
+from privbench.threat import Access, AttackerView, attacker_subset
+from privbench.training import Update, fit_decoder, train
 
 #: smallest TV weight of the shadow's rMLE stage when it is left "by depth" (measured at conv11 on the
 #: synthetic data with g1 lr 2e-3: λ_TV 0 → 9.1 dB, 1 → 12.6, 5 → 12.9, 20 → 13.3; lr 1e-2 and λ 5: 14.7)
@@ -120,29 +117,21 @@ def train_shadow(shadow: nn.Module, back: nn.Module, images: torch.Tensor, label
     ``bn_weight`` > 0 adds the BatchNorm-statistics term of :class:`BatchNormStatistics`."""
     back.eval()
     shadow.to(device).train()
-    optimizer = torch.optim.Adam(shadow.parameters(), lr=lr)
-    steps = max(1, epochs * math.ceil(len(images) / batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    generator = torch.Generator().manual_seed(seed)
     statistics = BatchNormStatistics(back) if bn_weight > 0 else None
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        value = F.cross_entropy(back(shadow(images[idx].to(device))), labels[idx].to(device))
+        if statistics is not None:
+            term = statistics.pop()
+            if term is not None:
+                value = value + bn_weight * term
+        return value
+
     try:
-        for _ in range(epochs):
-            order = torch.randperm(len(images), generator=generator)
-            for s in batches(len(images), batch_size):
-                idx = order[s]
-                logits = back(shadow(images[idx].to(device)))
-                loss = F.cross_entropy(logits, labels[idx].to(device))
-                if statistics is not None:
-                    term = statistics.pop()
-                    if term is not None:
-                        loss = loss + bn_weight * term
-                optimizer.zero_grad(set_to_none=True)
-                # Gradients w.r.t. the shadow only: the back's weights are never touched.
-                grads = torch.autograd.grad(loss, list(shadow.parameters()), allow_unused=True)
-                for p, g in zip(shadow.parameters(), grads, strict=True):
-                    p.grad = g
-                optimizer.step()
-                schedule.step()
+        # Gradients w.r.t. the shadow only (the loop's backward writes into its update's parameters alone):
+        # the back's weights are never touched.
+        train(len(images), [Update(list(shadow.parameters()), loss, lr)], epochs=epochs, batch_size=batch_size,
+              seed=seed)
     finally:
         if statistics is not None:
             statistics.close()
@@ -174,7 +163,7 @@ class Shadow(Attack):
               "least 5", low=BY_DEPTH, high=1e9),
         Param("decoder", str, "mirror", "then=inverse-net: decoder family", choices=tuple(DECODERS)),
         Param("decoder_epochs", int, 12, "then=inverse-net: decoder training epochs", low=1, high=1000),
-        Param("decoder_loss", str, "mse", "then=inverse-net: decoder loss", choices=("mse", "l1", "l1+edge")),
+        Param("decoder_loss", str, "mse", "then=inverse-net: decoder loss", choices=RECONSTRUCTION_LOSSES),
         Param("attacker_samples", int, 0, "then=inverse-net: N attacker images (seeded random subset) for "
               "the decoder (0 = all)", low=0, high=10_000_000),
     )
@@ -203,7 +192,7 @@ class Shadow(Attack):
         return module.to(view.device)
 
     def build_decoder(self, view: AttackerView) -> nn.Module:
-        return DECODERS[self.params["decoder"]](view.feature_shape, view.input_shape).to(view.device)
+        return build_decoder(self.params["decoder"], view.feature_shape, view.input_shape).to(view.device)
 
     def shadow_query(self, x: torch.Tensor) -> torch.Tensor:
         assert self.shadow is not None and self.view is not None
@@ -228,9 +217,9 @@ class Shadow(Attack):
             self.decoder = self.build_decoder(view)
             p = self.params
             data = attacker_subset(view.data, p["attacker_samples"], view.seed)
-            train_decoder(self.decoder, data, self.shadow_query,
-                          {"epochs": p["decoder_epochs"], "lr": 1e-3, "batch_size": 32}, view.device,
-                          view.seed, lambda out, x: reconstruction_loss(p["decoder_loss"], out, x))
+            fit_decoder(self.decoder, data, self.shadow_query, epochs=p["decoder_epochs"], lr=1e-3, batch_size=32,
+                        device=view.device, seed=view.seed,
+                        loss_fn=lambda out, x: reconstruction_loss(p["decoder_loss"], out, x))
 
     def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
         if self.shadow is None or self.view is None:

@@ -5,7 +5,7 @@ Reproduces the shape of He, Zhang & Lee's (ACSAC 2019) Table: reconstruction PSN
 orderings are the point: deeper split → lower PSNR; query-free weakest; the inverse network competitive
 with rMLE.
 
-The task model is trained once by :func:`privbench.training.task_model` (cached in ``--cache-dir``) and cut
+The task model is trained once by :func:`privbench.task_model.task_model` (cached in ``--cache-dir``) and cut
 at every split; each attack is fitted per split exactly as the benchmark engine fits it (same attacker
 views, same attacker data). Prints a markdown table for the README.
 

@@ -15,8 +15,10 @@ import time
 import torch
 from torch.nn import functional as F
 
-from privbench.attacks.inverse_net import InverseNet, mirror_decoder
-from privbench.registry import DEFENSES, MODELS, load_components
+from privbench.attacks.inverse_net import InverseNet
+from privbench.components import load_components
+from privbench.models.decoders import mirror_decoder
+from privbench.registry import DEFENSES, MODELS
 from privbench.split import batches
 from privbench.threat import Access, attacker_view
 

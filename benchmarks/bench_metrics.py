@@ -19,8 +19,9 @@ import piq
 import torch
 
 from privbench.cache import Cache
+from privbench.components import load_components
 from privbench.metrics.base import MetricContext, PrivacyInputs
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.registry import DATASETS, METRICS
 
 
 def best_of(fn, repeats: int) -> float:

@@ -18,7 +18,8 @@ import time
 import torch
 
 from privbench.attacks.rmle import RMLESettings, default_settings, rmle_invert
-from privbench.registry import DATASETS, MODELS, load_components
+from privbench.components import load_components
+from privbench.registry import DATASETS, MODELS
 
 
 def main() -> None:

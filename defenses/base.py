@@ -1,44 +1,80 @@
-"""Defense base classes.
+"""Defense base classes and the trained-defense lifecycle.
 
 A defense turns a :class:`~privbench.split.SplitModel` into a *defended* SplitModel. Transform defenses
-(noise, dropout, blur, ...) insert a :class:`DefenseStage` at a placement — the ``input`` image or the
-``features`` at the cut — and stay active at inference (a defense is part of the deployed pipeline, not
-a training regularizer). Learned defenses (autoencoder, pruning, ...) override :meth:`Defense.apply`.
+(noise, dropout, blur, ...) insert a :class:`DefenseStage` (a pipeline :class:`~privbench.split.Stage`) at a
+placement — the ``input`` image or the ``features`` at the cut — and stay active at inference (a defense is
+part of the deployed pipeline, not a training regularizer).
+
+Trained defenses (autoencoder, pruning, ...) follow the lifecycle of attacks (DESIGN §8):
+
+- ``fit(context) -> state``: learn from a typed :class:`FitContext` (the frozen task model, the task's
+  training data, device, seed, cache, progress) — never the engine; the state holds tensors and plain
+  containers only (``torch.load(weights_only=True)``-safe);
+- ``load_state(state)``: restore a fitted defense (from the cache or a file written by ``privbench defend``);
+- ``apply(model) -> SplitModel``: the defended pipeline; a defense may replace the back as well as the
+  front (:meth:`SplitModel.with_parts`), e.g. a bottleneck's decoder runs in the cloud.
+
+The engine fits a trained defense once per (task model, defense parameters, training data, seed) and caches
+the state under the ``defense`` kind.
 
 Each defense names the parameter that is its one ``strength`` axis for sweeps (``strength_param``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
+from privbench.cache import Cache
+from privbench.data.base import ImageSet
+from privbench.errors import PrivbenchError
 from privbench.registry import Component, Param
-from privbench.split import SplitModel
+from privbench.split import SplitModel, Stage
 
 PLACEMENT_PARAM = Param("placement", str, "features", "where the defense acts: the input image or the "
                         "features at the split", choices=("input", "features"))
+#: For defenses defined on images only (blur, pixelate, quantize): the one placement is the input.
+INPUT_PLACEMENT_PARAM = Param("placement", str, "input", "where the defense acts: only the input image "
+                              "(an image-space transform)", choices=("input",))
 
 
-class DefenseStage(nn.Module):
-    """A module inserted into the defended front.
+class DefenseStage(Stage):
+    """A defense's pipeline stage (see :class:`~privbench.split.Stage` for ``differentiable``/``stochastic``)."""
 
-    ``differentiable`` tells white-box attacks whether gradients through the stage are exact;
-    ``stochastic`` tells them whether expectation over the defense's randomness is needed (EOT).
-    Stages act in both train and eval mode.
+    label: str = "defense"
+
+
+@dataclasses.dataclass
+class FitContext:
+    """What a trained defense may use while it is fitted: nothing of the engine, nothing of the probes.
+
+    ``model`` is the undefended task model, frozen (parameters do not require gradients); ``train`` is the
+    task's training set (uint8 images and the task labels), the data a defender owns.
     """
 
-    differentiable: ClassVar[bool] = True
-    stochastic: ClassVar[bool] = False
-    label: str = "defense"
+    model: SplitModel
+    train: ImageSet
+    device: torch.device
+    seed: int
+    cache: Cache | None = None
+    progress: Callable[[str], None] | None = None
+
+    def say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
 
 
 class Defense(Component):
     kind: ClassVar[str] = "defense"
     #: name of the declared parameter that is the sweep axis (``--strength``).
     strength_param: ClassVar[str] = ""
+    #: True for defenses that learn (``fit`` / ``load_state``); the engine then caches their state.
+    trained: ClassVar[bool] = False
 
     @property
     def strength(self) -> float:
@@ -54,8 +90,50 @@ class Defense(Component):
             return {"defense": "identity"}
         return {"defense": self.name, "params": self.params}
 
-    def apply(self, model: SplitModel, context: Any = None) -> SplitModel:
+    def apply(self, model: SplitModel) -> SplitModel:
         raise NotImplementedError
+
+
+class TrainedDefense(Defense):
+    """A defense with learned parts: ``fit`` → state → ``load_state`` → ``apply``.
+
+    Subclasses implement :meth:`fit` (return the state) and :meth:`build` (the defended model from the
+    undefended one and a loaded state). ``state_source`` is an extra part of :meth:`spec` that says where the
+    state came from when it was not fitted by this run (the content hash of a ``privbench defend`` file).
+    """
+
+    trained: ClassVar[bool] = True
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self.state: dict[str, Any] | None = None
+        self.state_source: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        if self.state_source is not None and not self.is_identity():
+            spec["state"] = self.state_source
+        return spec
+
+    def fit(self, context: FitContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
+        raise NotImplementedError
+
+    def apply(self, model: SplitModel) -> SplitModel:
+        if self.is_identity():
+            return model
+        if self.state is None:
+            raise PrivbenchError(f"defense '{self.name}' is trained: fit it (or load its state) before applying it")
+        defended = self.build(model, self.state)
+        defended.to(model.device).eval()
+        for p in defended.parameters():
+            p.requires_grad_(False)
+        return defended
 
 
 class TransformDefense(Defense):
@@ -64,7 +142,7 @@ class TransformDefense(Defense):
     def stage(self) -> DefenseStage:
         raise NotImplementedError
 
-    def apply(self, model: SplitModel, context: Any = None) -> SplitModel:
+    def apply(self, model: SplitModel) -> SplitModel:
         if self.is_identity():
             return model
         stage = self.stage()
@@ -75,7 +153,3 @@ class TransformDefense(Defense):
             front = nn.Sequential(OrderedDict(front=model.front, defense=stage))
         return model.with_front(front)
 
-
-def defense_stages(module: nn.Module) -> list[DefenseStage]:
-    """All defense stages inside a (defended) front, in order."""
-    return [m for m in module.modules() if isinstance(m, DefenseStage)]

@@ -31,8 +31,8 @@ from torch import nn
 
 from privbench.data.base import ImageSet
 from privbench.device import derive_seed
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in PAR model's training changes (part of its cache key)

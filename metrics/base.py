@@ -14,6 +14,7 @@ import torch
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
+from privbench.errors import MetricUnavailable  # noqa: F401  (re-exported for metric modules)
 from privbench.metrics.statistics import mean_ci, wilson_ci
 from privbench.registry import Component
 
@@ -35,10 +36,6 @@ class Score:
     def from_proportion(cls, successes: int, n: int, level: float) -> Score:
         p, low, high, n = wilson_ci(successes, n, level)
         return cls(p, low, high, n, f"wilson{int(round(level * 1000)) / 10:g}")
-
-
-class MetricUnavailable(Exception):
-    """The metric cannot be scored honestly here (e.g. pretrained weights are not on disk)."""
 
 
 @dataclasses.dataclass

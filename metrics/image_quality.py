@@ -9,28 +9,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn import functional as F
 
+from privbench.imaging import luma, sobel_gradients
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
 from privbench.registry import METRICS
 
-# BT.709 luma, as in the L_rec of paper 000 (eq. 13).
-LUMA = (0.2126, 0.7152, 0.0722)
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 # Largest possible Sobel gradient magnitude of a [0, 1] image: |gx| = |gy| = 4 at most.
 _SOBEL_MAX = 4.0 * math.sqrt(2.0)
-
-
-def luma(x: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
-
-
-def sobel_gradients(gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Horizontal and vertical Sobel responses of N×1×H×W images (replicate padding)."""
-    kx = _SOBEL_X.to(gray).view(1, 1, 3, 3)
-    padded = F.pad(gray, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(padded, kx), F.conv2d(padded, kx.transpose(2, 3))
 
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
 from privbench.registry import METRICS, Param
 from privbench.split import batches
 from privbench.weights import load_state_dict_file

@@ -82,8 +82,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("config_file", required=False)
+@click.option("--defense-file", "defense_files", multiple=True, type=click.Path(dir_okay=False),
+              help="a defense saved by `privbench defend --save`, added to the config's defenses (repeatable; "
+                   "config: defenses: [{file: PATH}])")
 @_common
-def run(config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+def run(config_file, defense_files, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
     """Run a benchmark: CONFIG_FILE (YAML), or the embedded default on synthetic data when omitted.
 
     Trains/loads the task model, applies every defense at every strength, fits every attack against each
@@ -92,8 +95,14 @@ def run(config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -
     """
     from privbench.config import default_config_text, load_config, read_yaml
 
-    config = load_config(config_file, _overrides(name, seed, device))
-    text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
+    overrides = _overrides(name, seed, device)
+    if defense_files:
+        base = yaml.safe_load(default_config_text())
+        if config_file:
+            base.update(read_yaml(config_file))
+        overrides["defenses"] = list(base["defenses"]) + [{"file": f} for f in defense_files]
+    config = load_config(config_file, overrides)
+    text = yaml.safe_dump(config.raw, sort_keys=False) if (config_file or defense_files) else default_config_text()
     output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text)
     click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
@@ -102,7 +111,9 @@ def run(config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -
 
 
 @cli.command()
-@click.option("--defense", required=True, help="defense name (see `privbench list defenses`)")
+@click.option("--defense", default=None, help="defense name (see `privbench list defenses`)")
+@click.option("--defense-file", default=None, type=click.Path(dir_okay=False),
+              help="a defense saved by `privbench defend --save` (instead of --defense)")
 @click.option("--strength", type=float, default=None, help="value of the defense's strength parameter")
 @click.option("--param", "defense_params", multiple=True, metavar="K=V", help="defense parameter (repeatable)")
 @click.option("--attack", "attack_name", required=True, help="attack name (see `privbench list attacks`)")
@@ -113,23 +124,33 @@ def run(config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -
               "default run's probes)")
 @click.option("--config", "config_file", default=None, help="YAML config to start from (default: embedded)")
 @_common
-def attack(defense, strength, defense_params, attack_name, attack_params, model_name, split, datasets, config_file,
-           out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+def attack(defense, defense_file, strength, defense_params, attack_name, attack_params, model_name, split, datasets,
+           config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
     """Run one grid point: one defense setting against one attack; print a short table."""
+    from privbench.components import load_components
     from privbench.config import load_config, read_yaml
-    from privbench.registry import DEFENSES, load_components, parse_assignments
+    from privbench.registry import DEFENSES, parse_assignments
     from privbench.report import summary_table
 
     load_components()
+    if (defense is None) == (defense_file is None):
+        raise PrivbenchError("give either --defense NAME or --defense-file FILE")
+    if defense_file is not None and (strength is not None or defense_params):
+        raise PrivbenchError("--strength and --param do not apply to --defense-file (the file holds its setting)")
     base = read_yaml(config_file) if config_file else {}
-    cls = DEFENSES.get(defense)
-    params = parse_assignments(defense_params)
-    if strength is not None:
-        params[cls.strength_param] = strength
+    if defense_file is not None:
+        entry: dict[str, Any] = {"file": defense_file}
+        label = Path(defense_file).stem
+    else:
+        cls = DEFENSES.get(defense)
+        params = parse_assignments(defense_params)
+        if strength is not None:
+            params[cls.strength_param] = strength
+        entry, label = {"name": defense, "params": params}, defense
     overrides: dict[str, Any] = {
         **base,
-        "name": name or f"attack-{defense}-{attack_name}",
-        "defenses": [{"name": defense, "params": params}],
+        "name": name or f"attack-{label}-{attack_name}",
+        "defenses": [entry],
         "attacks": [{"name": attack_name, "params": parse_assignments(attack_params)}],
         **_overrides(None, seed, device),
     }
@@ -158,12 +179,55 @@ def attack(defense, strength, defense_params, attack_name, attack_params, model_
     click.echo(f"-> {run_dir / 'results.csv'} ({elapsed:.1f}s)")
 
 
+@cli.command()
+@click.option("--defense", required=True, help="trained defense name (see `privbench list defenses`)")
+@click.option("--param", "defense_params", multiple=True, metavar="K=V", help="defense parameter (repeatable)")
+@click.option("--save", "save_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="file to write: name, parameters, task-model key and state (torch weights_only format)")
+@click.option("--config", "config_file", default=None, help="YAML config whose task model the defense protects "
+              "(default: embedded)")
+@click.option("--seed", type=int, default=None, help="seed (config: seed)")
+@click.option("--device", default=None, help="auto | cpu | cuda[:N] (config: device)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
+@click.option("--no-cache", is_flag=True, help="recompute everything and store nothing")
+def defend(defense, defense_params, save_path, config_file, seed, device, cache_dir, no_cache) -> None:
+    """Fit a trained defense for the config's task model and save it to one self-describing file.
+
+    `privbench run --defense-file FILE` and `privbench attack --defense-file FILE` rebuild the defense from
+    that file alone; a file fitted for another task model is refused.
+    """
+    from privbench.cache import Cache
+    from privbench.components import load_components
+    from privbench.config import load_config
+    from privbench.defenses.base import TrainedDefense
+    from privbench.defenses.saved import save_defense
+    from privbench.registry import DEFENSES, parse_assignments
+    from privbench.runner import Benchmark
+
+    load_components()
+    chosen = DEFENSES.create(defense, **parse_assignments(defense_params))
+    if not isinstance(chosen, TrainedDefense):
+        trained = ", ".join(n for n, c in DEFENSES.items() if getattr(c, "trained", False))
+        raise PrivbenchError(f"defense '{defense}' has nothing to fit (trained defenses: {trained})")
+    if save_path.is_dir():
+        raise PrivbenchError(f"--save {save_path} is a folder; name a file")
+    config = load_config(config_file, _overrides(None, seed, device))
+    engine = Benchmark(config, Cache(cache_dir, enabled=not no_cache), progress=False)
+    started = time.perf_counter()
+    state = engine.fit_defense(chosen)
+    save_defense(save_path, chosen, state, engine.model_key_hash, engine.model_summary)
+    how = "fitted" if engine.fits else "from the cache"
+    click.echo(f"{defense} ({how}, {time.perf_counter() - started:.1f}s) -> {save_path}")
+
+
 @cli.command("list")
 @click.argument("what", required=False,
                 type=click.Choice(["defenses", "attacks", "metrics", "datasets", "models", "codecs"]))
 def list_components(what) -> None:
     """List registered components and their declared parameters."""
-    from privbench.registry import ALL_REGISTRIES, load_components
+    from privbench.components import load_components
+    from privbench.registry import ALL_REGISTRIES
 
     load_components()
     for kind, registry in ALL_REGISTRIES.items():
@@ -179,7 +243,7 @@ def list_components(what) -> None:
             elif kind == "metrics":
                 extra = f" [{cls.side}]"
             elif kind == "defenses":
-                extra = f" [strength = {cls.strength_param}]"
+                extra = f" [strength = {cls.strength_param}{'; trained' if cls.trained else ''}]"
             elif kind == "models" and cls.splits:
                 extra = f" [splits: {', '.join(cls.splits)}]"
             click.echo(f"  {name}{extra}: {cls.summary}")
@@ -209,8 +273,9 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
                  cache_dir, no_cache) -> None:
     """Score one privacy metric on a run directory, or on a pair of image folders; print a short table."""
     from privbench.cache import Cache
+    from privbench.components import load_components
     from privbench.evaluate import score_folders, score_run
-    from privbench.registry import METRICS, load_components, parse_assignments
+    from privbench.registry import METRICS, parse_assignments
 
     load_components()
     if (run_dir is None) == (recon_dir is None and orig_dir is None):

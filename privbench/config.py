@@ -15,14 +15,16 @@ from typing import Any
 import yaml
 
 from privbench.cache import spec_hash
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
-from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS, load_components
+from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
             "attacks", "metrics"}
 MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_blur"}
 DATASET_KEYS = {"name", "params"}
 DEFENSE_KEYS = {"name", "params", "strengths"}
+DEFENSE_FILE_KEYS = {"file"}
 ATTACK_KEYS = {"name", "params"}
 
 
@@ -40,6 +42,8 @@ class DefenseSweep:
     name: str
     params: dict[str, Any]
     strengths: tuple[float, ...]
+    #: a defense fitted by ``privbench defend --save FILE``: the one setting it holds (``strengths`` has one value)
+    file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +136,17 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
+def _saved_defense(path: Any) -> DefenseSweep:
+    """A ``{file: PATH}`` defense entry: read (and validate) the file now, before anything runs."""
+    from privbench.defenses.saved import read_defense
+
+    saved = read_defense(str(path))
+    defense = saved.defense()
+    params = dict(defense.params)
+    strength = float(params.pop(defense.strength_param)) if defense.strength_param else 0.0
+    return DefenseSweep(defense.name, params, (strength,), file=str(path))
+
+
 def parse_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping (already merged with defaults) into a :class:`RunConfig`."""
     load_components()
@@ -159,6 +174,9 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
 
     defenses = []
     for i, item in enumerate(_list(data["defenses"], "defenses")):
+        if isinstance(item, dict) and "file" in item:
+            defenses.append(_saved_defense(_mapping(item, f"defenses[{i}]", DEFENSE_FILE_KEYS)["file"]))
+            continue
         item = _mapping(item, f"defenses[{i}]", DEFENSE_KEYS)
         cls = DEFENSES.get(str(item.get("name")))
         params = dict(item.get("params") or {})

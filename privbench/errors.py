@@ -8,3 +8,8 @@ keeps its traceback.
 
 class PrivbenchError(Exception):
     """A user-facing error: its message is printed as one line, without a traceback."""
+
+
+class MetricUnavailable(Exception):
+    """A metric cannot be scored honestly here (e.g. pretrained weights are not on disk). Not an error of the
+    run: the engine records a note for that metric and goes on."""

@@ -27,8 +27,8 @@ from privbench.cache import Cache
 from privbench.data.base import ImageSet
 from privbench.data.real import IMAGE_SUFFIXES
 from privbench.device import resolve_device
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs
 from privbench.registry import DATASETS
 
 COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method",

@@ -183,11 +183,3 @@ ALL_REGISTRIES: dict[str, Registry] = {
     "codecs": CODECS,
 }
 
-
-def load_components() -> None:
-    """Import every built-in component module so that their registrations run."""
-    import privbench.attacks  # noqa: F401
-    import privbench.data  # noqa: F401
-    import privbench.defenses  # noqa: F401
-    import privbench.metrics  # noqa: F401
-    import privbench.models  # noqa: F401

@@ -4,7 +4,8 @@ A grid point regressed when its privacy got worse (the attack reveals more: a hi
 identification accuracy, a lower MSE) or its utility got worse, by more than the tolerance. Tolerances
 are absolute, per metric (``--tol psnr=0.5``) with a default for the rest; ``--use-ci`` additionally
 requires the confidence intervals of baseline and current not to overlap, so sampling noise alone does
-not fail a build.
+not fail a build. Timing rows (``edge-latency-ms``, ``edge-images-per-s``) are not compared: they measure the
+machine; parameter and MAC counts are (a defense that grew on the edge is a regression).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import dataclasses
 
 import pandas as pd
 
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
-from privbench.registry import METRICS, load_components
-from privbench.results import KEY_COLUMNS
+from privbench.registry import METRICS
+from privbench.results import KEY_COLUMNS, TIMING_METRICS
 
 DEFAULT_TOLERANCE = {"psnr": 0.5, "edge-psnr": 0.5, "ssim": 0.02, "mse": 0.002, "accuracy": 0.02}
 
@@ -45,6 +47,9 @@ def compare(current: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
             default_tolerance: float = 0.02, use_ci: bool = False) -> Verdict:
     load_components()
     tolerances = {**DEFAULT_TOLERANCE, **(tolerances or {})}
+    # Timings measure the machine, not the code: a gate on them would fail on every slower or busier CPU.
+    current = current[~current["metric"].isin(TIMING_METRICS)].copy()
+    baseline = baseline[~baseline["metric"].isin(TIMING_METRICS)].copy()
     keys = [k for k in KEY_COLUMNS if k in current.columns and k in baseline.columns]
     cols = keys + ["kind", "value", "ci_low", "ci_high"]
     for frame in (current, baseline):

@@ -71,6 +71,21 @@ def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: st
     return paths
 
 
+def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """N×C×H×W images laid out ``per_row`` to a row, ``padding`` pixels of ``pad_value`` around each: the
+    layout of torchvision's ``make_grid``, without importing torchvision (and torch._dynamo with it), which
+    was 3 of a warm run's 8 seconds."""
+    n, channels, height, width = images.shape
+    rows = -(-n // per_row)
+    cell_h, cell_w = height + padding, width + padding
+    grid = torch.full((channels, rows * cell_h + padding, per_row * cell_w + padding), pad_value)
+    for i in range(n):
+        r, c = divmod(i, per_row)
+        grid[:, padding + r * cell_h: padding + r * cell_h + height,
+             padding + c * cell_w: padding + c * cell_w + width] = images[i]
+    return grid
+
+
 def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, float, str], dict[str, torch.Tensor]],
                         out_dir: Path) -> Path | None:
     """Originals (top row) beside reconstructions at each (defense, strength, attack), one row each."""
@@ -83,9 +98,7 @@ def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[
         rows.append(torch.cat([recon[n] for n in names]))
         labels.append(f"{defense}={strength:g} / {attack}")
     per_row = top.shape[0]
-    from torchvision.utils import make_grid
-
-    grid = make_grid(torch.cat(rows).float() / 255.0, nrow=per_row, padding=2, pad_value=1.0)
+    grid = tile(torch.cat(rows).float() / 255.0, per_row)
     h_cell = top.shape[2] + 2
     fig_h = max(2.0, 0.32 * len(rows) * top.shape[2] / 32)
     fig, ax = plt.subplots(figsize=(max(4.0, per_row * top.shape[3] / 40 + 2.2), fig_h))
@@ -110,6 +123,15 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (defense, strength): the edge side's ``kind=cost`` figures (parameters, MACs, latency)."""
+    cost = frame[frame["kind"] == "cost"]
+    if cost.empty:
+        return cost
+    return cost.pivot_table(index=["defense", "strength"], columns="metric", values="value",
+                            aggfunc="first").reset_index()
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -132,6 +154,12 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Results", "", markdown_table(summary_table(frame)), ""]
+    costs = cost_table(frame)
+    if not costs.empty:
+        lines += ["## Edge cost", "", "Front + edge stages of each defended pipeline: parameters, multiply–"
+                  "accumulates per image (torch's FlopCounterMode: convolutions and matrix products; elementwise "
+                  "ops, pooling and normalization count zero), batch-1 latency and batched throughput on this "
+                  "run's device (one CPU thread).", "", markdown_table(costs), ""]
     if plots or grid:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
         if grid:

@@ -21,6 +21,8 @@ from privbench.cache import atomic_write_text
 COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
            "defense", "defense_params", "strength", "codec", "quality", "attack", "metric", "kind", "value",
            "ci_low", "ci_high", "ci_method", "n", "seconds"]
+#: ``kind=cost`` metrics that are timings: they depend on the machine and its load, never on the code alone
+TIMING_METRICS = ("edge-latency-ms", "edge-images-per-s")
 #: Columns that identify a grid point + metric (used by regress and worst-case aggregation).
 KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality", "attack",
                "metric"]

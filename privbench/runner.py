@@ -4,12 +4,16 @@ Data flow (DESIGN §1): dataset → front → defense → z → back → utility
 Everything expensive is cached by the hash of everything upstream of it (``privbench.cache``):
 
 - ``data``: generated/loaded datasets;   ``task-model``: the trained task network;
+- ``defense``: the state of a trained defense (autoencoder, ...), fitted once per (task model, defense
+  parameters, training data, seed);
+- ``cost``: the edge cost of a defended pipeline (parameters, MACs, latency of front + edge stages);
 - ``attacker``: a fitted attacker, keyed by the *effective* defense (all zero-strength settings share one);
 - ``recon``: reconstructions of every probe set (8-bit, as if saved as images);
 - ``point``: the finished rows of a grid point, so a rerun recomputes nothing it has.
 
 Randomness (defense noise, initialisations, batch order) is seeded from the run seed and the name of the
-step (``derive_seed``), so results do not depend on which entries happened to be cached.
+step (``derive_seed``), so results do not depend on which entries happened to be cached. Within a run the
+defended pipeline of a setting is built (and a trained defense fitted) once, however many steps use it.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from tqdm.auto import tqdm
 
 from privbench import __version__
 from privbench.attacks.base import Attack
-from privbench.cache import Cache
-from privbench.config import ComponentConfig, RunConfig
+from privbench.cache import Cache, canonical_json, spec_hash
+from privbench.config import ComponentConfig, DefenseSweep, RunConfig
 from privbench.data.base import ImageSet, concat
-from privbench.defenses.base import Defense
+from privbench.defenses.base import Defense, FitContext, TrainedDefense
+from privbench.defenses.saved import SavedDefense, read_defense
 from privbench.device import derive_seed, resolve_device, seed_everything
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, UtilityInputs
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
 from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS
 from privbench.results import base_row, git_sha, params_json, to_frame
 from privbench.split import SplitModel
@@ -42,6 +47,9 @@ from privbench.worst_case import add_worst_case
 SAMPLES_PER_PROBE = 3
 #: bump when the engine changes in a way that invalidates cached grid points
 ENGINE_VERSION = 1
+#: cost rows: metric name -> (field of :class:`~privbench.edge_cost.EdgeCost`, unit)
+COST_METRICS = {"edge-params": "params", "edge-macs": "macs", "edge-latency-ms": "latency_ms",
+                "edge-images-per-s": "images_per_s"}
 
 
 @dataclasses.dataclass
@@ -78,6 +86,10 @@ class Benchmark:
         self.show_progress = progress
         self.metrics: list[Metric] = [METRICS.create(m.name, **m.params) for m in config.metrics]
         self.context = MetricContext(cache=cache, device=self.device, seed=self.seed, ci_level=config.ci_level)
+        self._defended: dict[str, SplitModel] = {}
+        self._status: Callable[[str], None] | None = None
+        #: how many trained defenses this engine fitted (not loaded from the cache or a file)
+        self.fits = 0
 
     # ---- lazily loaded inputs -------------------------------------------------------------------------
     def load_set(self, item: ComponentConfig) -> ImageSet:
@@ -93,7 +105,7 @@ class Benchmark:
 
     @functools.cached_property
     def model(self) -> SplitModel:
-        from privbench.training import task_model
+        from privbench.task_model import task_model
 
         return task_model(self.config.model, self.task_train, dataset_spec(self.config.task_train), self.seed,
                           self.device, self.cache)
@@ -123,6 +135,15 @@ class Benchmark:
                 **({"augment_blur": m.augment_blur} if m.augment_blur else {})}
 
     @functools.cached_property
+    def model_key_hash(self) -> str:
+        """The task model's identity, written into saved defense files and checked when they are loaded."""
+        return spec_hash(self.model_key)
+
+    @property
+    def model_summary(self) -> dict[str, Any]:
+        return {"model": self.config.model.name, "split": self.config.model.split, "seed": self.seed}
+
+    @functools.cached_property
     def probes_key(self) -> list[dict[str, Any]]:
         return [dataset_spec(p) for p in self.config.probes]
 
@@ -135,23 +156,59 @@ class Benchmark:
         name = names[index]
         return name if names.count(name) == 1 else f"{name}#{index}"
 
-    # ---- grid -----------------------------------------------------------------------------------------
+    # ---- defenses -------------------------------------------------------------------------------------
+    def saved_defense(self, sweep: DefenseSweep) -> SavedDefense:
+        """A ``privbench defend`` file of the config, checked against this run's task model."""
+        assert sweep.file is not None
+        saved = read_defense(sweep.file)
+        saved.check_model(self.model_key_hash, self.model_summary)
+        return saved
+
     def defense_settings(self) -> list[Defense]:
-        settings = []
+        """Every defense setting of the grid; saved defense files are read and checked here, before compute."""
+        settings: list[Defense] = []
         for sweep in self.config.defenses:
+            if sweep.file is not None:
+                settings.append(self.saved_defense(sweep).defense())
+                continue
             cls = DEFENSES.get(sweep.name)
             for strength in sweep.strengths:
                 settings.append(cls(**{**sweep.params, cls.strength_param: strength}))
         return settings
 
-    def defended(self, defense: Defense) -> SplitModel:
-        return defense.apply(self.model, self)
+    def fit_context(self) -> FitContext:
+        return FitContext(model=self.model, train=self.task_train, device=self.device,
+                          seed=derive_seed(self.seed, "defense"), cache=self.cache, progress=self._status)
 
-    def row(self, defense: Defense, attack: str, dataset: str, metric: Metric, score, seconds: float) -> dict:
+    def defense_key(self, defense: Defense) -> dict[str, Any]:
+        return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+                "train": dataset_spec(self.config.task_train)}
+
+    def fit_defense(self, defense: TrainedDefense) -> dict[str, Any]:
+        """The state of a trained defense: from the cache, or fitted now (once per task model and spec)."""
+
+        def fit() -> dict[str, Any]:
+            self.fits += 1
+            return defense.fit(self.fit_context())
+
+        return self.cache.get_or_create("defense", self.defense_key(defense), fit)
+
+    def defended(self, defense: Defense) -> SplitModel:
+        """The defended pipeline of a setting, built once per run (a trained defense is fitted or loaded first)."""
+        key = canonical_json(defense.spec())
+        if key not in self._defended:
+            if isinstance(defense, TrainedDefense) and defense.state is None and not defense.is_identity():
+                defense.load_state(self.fit_defense(defense))
+            self._defended[key] = defense.apply(self.model)
+        return self._defended[key]
+
+    # ---- rows -----------------------------------------------------------------------------------------
+    def row(self, defense: Defense, attack: str, dataset: str, metric: str, kind: str, score: Score,
+            seconds: float) -> dict:
         return base_row(
             seed=self.seed, dataset=dataset, model=self.config.model.name, split=self.config.model.split,
             defense=defense.name, defense_params=params_json(defense.params), strength=defense.strength,
-            codec="none", quality="", attack=attack, metric=metric.name, kind=metric.side, value=score.value,
+            codec="none", quality="", attack=attack, metric=metric, kind=kind, value=score.value,
             ci_low=score.ci_low, ci_high=score.ci_high, ci_method=score.ci_method, n=score.n,
             seconds=round(seconds, 3))
 
@@ -165,25 +222,43 @@ class Benchmark:
 
         def compute() -> list[dict[str, Any]]:
             start = time.perf_counter()
+            defended = self.defended(defense)
             seed_everything(derive_seed(self.seed, "utility", defense.spec()))
-            outputs = self.defended(defense).predict(self.task_test.floats())
+            outputs = defended.predict(self.task_test.floats())
             inputs = UtilityInputs(outputs, self.task_test.labels["label"])
             rows = []
             for metric in metrics:
                 score = metric.score(inputs, self.context)
-                rows.append(self.row(defense, "none", self.config.task_test.name, metric, score,
+                rows.append(self.row(defense, "none", self.config.task_test.name, metric.name, metric.side, score,
                                      time.perf_counter() - start))
             return rows
 
         return self.cache.get_or_create("utility", key, compute)
 
-    def fitted_attack(self, defense: Defense, attack_cfg: ComponentConfig, defended: SplitModel) -> Attack:
-        attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
+    def cost_rows(self, defense: Defense) -> list[dict[str, Any]]:
+        """``kind=cost`` rows: parameters, MACs (torch's FlopCounterMode), batch-1 latency and batched
+        throughput of the edge side (front + edge stages) on this run's device. Timings vary from machine to
+        machine; cached with the device type, so a warm rerun reports the same figures."""
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+               "device": self.device.type, "labels": [defense.name, defense.params]}
+
+        def compute() -> list[dict[str, Any]]:
+            from privbench.edge_cost import edge_cost
+
+            start = time.perf_counter()
+            cost = edge_cost(self.defended(defense).front, self.model.input_shape, self.device)
+            seconds = time.perf_counter() - start
+            return [self.row(defense, "none", "edge", metric, "cost",
+                             Score(float(getattr(cost, field)), float("nan"), float("nan"), 1, ""), seconds)
+                    for metric, field in COST_METRICS.items()]
+
+        return self.cache.get_or_create("cost", key, compute)
+
+    def fitted_attack(self, defense: Defense, attack: Attack, defended: SplitModel) -> Attack:
         data, task_data, task_labels = self.attacker_images
         view = attacker_view(attack.access, defended, data, self.device,
-                             derive_seed(self.seed, "attack", attack_cfg.name, defense.spec()),
-                             task_data=task_data, task_labels=task_labels,
-                             gradient_approximation=attack.gradient_approximation)
+                             derive_seed(self.seed, "attack", attack.name, defense.spec()),
+                             task_data=task_data, task_labels=task_labels, approximations=attack.approximations)
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
                "attack": attack.spec(), "attacker_data": self.attacker_key}
         state = self.cache.load("attacker", key)
@@ -197,21 +272,20 @@ class Benchmark:
             self.cache.save("attacker", key, learned)
         return attack
 
-    def reconstructions(self, defense: Defense, attack_cfg: ComponentConfig) -> dict[str, torch.Tensor]:
+    def reconstructions(self, defense: Defense, attack: Attack) -> dict[str, torch.Tensor]:
         """uint8 reconstructions of every probe set (cached by the effective defense)."""
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
-               "attack": ATTACKS.create(attack_cfg.name, **attack_cfg.params).spec(),
-               "attacker_data": self.attacker_key, "probes": self.probes_key}
+               "attack": attack.spec(), "attacker_data": self.attacker_key, "probes": self.probes_key}
 
         def compute() -> dict[str, torch.Tensor]:
             defended = self.defended(defense)
-            attack = self.fitted_attack(defense, attack_cfg, defended)
+            fitted = self.fitted_attack(defense, attack, defended)
             out = {}
             for i, probe in enumerate(self.probes):
                 name = self.probe_name(i)
                 seed_everything(derive_seed(self.seed, "observe", defense.spec(), name))
                 features = defended.features(probe.floats(self.device))
-                out[name] = to_uint8_images(attack.reconstruct(features))
+                out[name] = to_uint8_images(fitted.reconstruct(features))
             return out
 
         return self.cache.get_or_create("recon", key, compute)
@@ -219,15 +293,15 @@ class Benchmark:
     def point(self, defense: Defense, attack_cfg: ComponentConfig) -> PointOutput:
         """Rows of one grid point (privacy metrics of one attack against one defense setting)."""
         metrics = [m for m in self.metrics if m.side == "privacy"]
-        attack_spec = ATTACKS.create(attack_cfg.name, **attack_cfg.params).spec()
+        attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": [defense.name, defense.params],
-               "effective": defense.spec(), "attack": attack_spec, "attacker_data": self.attacker_key,
+               "effective": defense.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
                "probes": self.probes_key, "metrics": [[m.name, m.params] for m in metrics],
                "ci": self.config.ci_level, "version": __version__}
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            recon = self.reconstructions(defense, attack_cfg)
+            recon = self.reconstructions(defense, attack)
             rows, notes, samples = [], [], {}
             for i, probe in enumerate(self.probes):
                 name = self.probe_name(i)
@@ -242,7 +316,7 @@ class Benchmark:
                     except MetricUnavailable as exc:
                         notes.append(f"{metric.name} on {name}: unavailable ({exc})")
                         continue
-                    rows.append(self.row(defense, attack_cfg.name, name, metric, score, 0.0))
+                    rows.append(self.row(defense, attack.name, name, metric.name, metric.side, score, 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
                 row["seconds"] = seconds
@@ -257,7 +331,7 @@ class Benchmark:
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
 
-    def run(self, on_step: Callable[[str], None] | None = None) -> RunOutput:
+    def run(self) -> RunOutput:
         settings = self.defense_settings()
         total = len(settings) * (1 + len(self.config.attacks))
         rows: list[dict[str, Any]] = []
@@ -265,9 +339,11 @@ class Benchmark:
         notes: list[str] = []
         with tqdm(total=total, desc=f"privbench {self.config.name}", unit="step",
                   disable=not self.show_progress, leave=False) as bar:
+            self._status = bar.set_postfix_str
             for defense in settings:
                 bar.set_postfix_str(f"{defense.name}={defense.strength:g} utility")
                 rows += self.utility_rows(defense)
+                rows += self.cost_rows(defense)
                 bar.update()
                 for attack_cfg in self.config.attacks:
                     bar.set_postfix_str(f"{defense.name}={defense.strength:g} {attack_cfg.name}")
@@ -276,6 +352,7 @@ class Benchmark:
                     samples[(defense.name, defense.strength, attack_cfg.name)] = out.samples
                     notes += [n for n in out.notes if n not in notes]
                     bar.update()
+            self._status = None
         run_id = f"{self.config.name}-{self.config.config_hash[:8]}"
         for row in rows:
             row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),

@@ -2,14 +2,21 @@
 
 Convention used everywhere in privbench: images are float tensors in [0, 1] (``value_range``). Any input
 normalization (e.g. ImageNet mean/std) is the first layer of ``front``, so attacks reconstruct, and
-metrics compare, images in plain pixel space. A *defended* model is again a SplitModel whose front
-contains the defense stages (see ``privbench.defenses.base``).
+metrics compare, images in plain pixel space.
+
+Pipeline stages (DESIGN §8). What runs between the input and the back besides the task network itself —
+defense transforms at the input or the features, a learned bottleneck encoder, later a codec — is a
+:class:`Stage`. A *defended* model is again a SplitModel whose ``front`` is the whole edge side (task front
++ edge stages, what :meth:`SplitModel.transmit` runs) and whose ``back`` is the whole cloud side (e.g. a
+bottleneck's decoder + the task back). Stages live here, below models, the threat model and attacks, because
+all of them need to ask a pipeline which stages it has.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -28,6 +35,27 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class Stage(nn.Module):
+    """A pipeline stage between the input and the back (a defense transform, an encoder, a codec).
+
+    ``differentiable``: gradients through the stage are exact. A stage that is not may declare an
+    ``approximation`` (e.g. ``"straight-through"``) that its backward implements; a white-box attack then
+    needs to accept that approximation (:func:`privbench.threat.attacker_view`).
+    ``stochastic``: the stage draws fresh randomness at every call (white-box attacks use EOT).
+    Stages act in both train and eval mode: they are part of the deployed pipeline.
+    """
+
+    differentiable: ClassVar[bool] = True
+    approximation: ClassVar[str] = ""
+    stochastic: ClassVar[bool] = False
+    label: str = "stage"
+
+
+def pipeline_stages(module: nn.Module) -> list[Stage]:
+    """All stages inside a (defended) front or back, in order."""
+    return [m for m in module.modules() if isinstance(m, Stage)]
 
 
 def cut_sequential(layers: nn.Sequential, split: str) -> tuple[nn.Sequential, nn.Sequential]:
@@ -65,34 +93,45 @@ class SplitModel(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.back(self.front(x))
+        return self.back(self.transmit(x))
+
+    def transmit(self, x: torch.Tensor) -> torch.Tensor:
+        """What crosses the network for input ``x``: the edge side (front and its stages). Attacks observe it."""
+        return self.front(x)
 
     def task_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The task's training loss (classification: cross-entropy); every training of the task side uses it."""
         return F.cross_entropy(outputs, targets)
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(iter(self.parameters()), None)
+        if tensor is None:
+            tensor = next(iter(self.buffers()), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
 
     @torch.no_grad()
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of ``front``'s output for one input (without the batch dimension)."""
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
-        z = self.front(torch.zeros(1, *self.input_shape, device=device))
+        z = self.transmit(torch.zeros(1, *self.input_shape, device=self.device))
         self.train(was_training)
         return tuple(z.shape[1:])
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """``front`` over a float image tensor in batches (eval mode, no gradients)."""
+        """:meth:`transmit` over a float image tensor in batches (eval mode, no gradients)."""
         self.eval()
-        device = next(self.parameters()).device
-        parts = [self.front(images[s].to(device)) for s in batches(len(images), batch_size)]
+        device = self.device
+        parts = [self.transmit(images[s].to(device)) for s in batches(len(images), batch_size)]
         return torch.cat(parts)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Task outputs (logits) for a float image tensor, in batches."""
         self.eval()
-        device = next(self.parameters()).device
+        device = self.device
         return torch.cat([self(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
 
     @torch.no_grad()
@@ -100,7 +139,7 @@ class SplitModel(nn.Module):
         """Top-1 task accuracy of the whole (possibly defended) pipeline over ``(images, labels)`` batches,
         e.g. a ``torch.utils.data.DataLoader``; images are floats in [0, 1]."""
         self.eval()
-        device = next(self.parameters()).device
+        device = self.device
         correct = total = 0
         for images, labels in loader:
             predicted = self(images.to(device)).argmax(dim=1).cpu()
@@ -111,6 +150,10 @@ class SplitModel(nn.Module):
         return correct / total
 
     def with_front(self, front: nn.Module, split: str | None = None) -> SplitModel:
-        """A new SplitModel sharing ``back`` with a different front (used by defenses)."""
-        return SplitModel(front, self.back, model=self.model_name, split=split or self.split,
+        """A new SplitModel sharing ``back`` with a different front (used by transform defenses)."""
+        return self.with_parts(front, self.back, split=split)
+
+    def with_parts(self, front: nn.Module, back: nn.Module, split: str | None = None) -> SplitModel:
+        """A new SplitModel with a different edge side and cloud side (a bottleneck changes both)."""
+        return SplitModel(front, back, model=self.model_name, split=split or self.split,
                           value_range=self.value_range, input_shape=self.input_shape, num_classes=self.num_classes)

@@ -25,7 +25,7 @@ from torch import nn
 
 from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
-from privbench.split import SplitModel, batches
+from privbench.split import SplitModel, Stage, batches, pipeline_stages
 
 
 class Access(enum.Enum):
@@ -106,28 +106,38 @@ def architecture_factory(front: nn.Module, seed: int) -> Callable[[], nn.Module]
     return build
 
 
-def non_differentiable_stages(front: nn.Module) -> list[str]:
-    from privbench.defenses.base import defense_stages
-
-    return [s.label for s in defense_stages(front) if not s.differentiable]
+def stages_without_exact_gradient(front: nn.Module) -> list[Stage]:
+    return [s for s in pipeline_stages(front) if not s.differentiable]
 
 
 def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device,
                   seed: int, *, task_data: torch.Tensor | None = None,
                   task_labels: torch.Tensor | None = None,
-                  gradient_approximation: bool = False) -> AttackerView:
-    """Build the view for ``access``; white-box through a non-differentiable stage needs an approximation."""
+                  approximations: tuple[str, ...] = ()) -> AttackerView:
+    """Build the view for ``access``. White-box through a stage without exact gradients needs the stage to
+    declare an approximation (e.g. straight-through) that the attack accepts (``approximations``)."""
     common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
                   input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
                   value_range=defended.value_range, device=device, seed=seed,
                   num_classes=defended.num_classes)
     if access is Access.WHITE_BOX:
-        blocked = non_differentiable_stages(defended.front)
-        if blocked and not gradient_approximation:
-            raise PrivbenchError(f"white-box attack needs gradients through the front, but stage "
-                                 f"'{blocked[0]}' is not differentiable (declare a gradient approximation)")
+        for stage in stages_without_exact_gradient(defended.front):
+            if not stage.approximation or stage.approximation not in approximations:
+                offered = f" (it offers a {stage.approximation} gradient)" if stage.approximation else ""
+                raise PrivbenchError(f"white-box attack needs gradients through the front, but stage "
+                                     f"'{stage.label}' is not differentiable{offered} and the attack accepts "
+                                     f"no approximation of it")
         return AttackerView(front=defended.front, **common)
     if access is Access.BLACK_BOX:
         return AttackerView(query=make_query(defended.front, device), **common)
     return AttackerView(back=defended.back, front_architecture=architecture_factory(defended.front, seed),
                         **common)
+
+
+def attacker_subset(data: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
+    """``samples`` of the attacker's images (0 = all): the attacker's data size. A seeded random subset
+    (kept in order), not the first N, because the attacker's data is a concatenation of datasets."""
+    if samples <= 0 or samples >= len(data):
+        return data
+    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:samples]
+    return data[keep.sort().values]

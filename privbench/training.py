@@ -1,19 +1,81 @@
-"""Training the task model (the network that is split), cached by everything upstream of it."""
+"""The one training loop of privbench, and the task classifier's training on top of it.
+
+Every network privbench trains by gradient descent over a dataset — the task model, an inverse network, a
+shadow front, a trained defense's encoder/decoder and its adversary — runs through :func:`train`: epochs of a
+seeded random permutation, batches of indices, and one or more :class:`Update` steps per batch (an
+adversarial defense alternates two: the adversary's, then the defender's). Each update has its own Adam
+optimizer and optional cosine learning-rate decay and only ever writes gradients into its own parameters
+(``backward(inputs=...)``), so frozen parts (the task back, the adversary while the defender steps) are never
+touched.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from privbench.cache import Cache
-from privbench.config import ModelConfig
-from privbench.data.base import ImageSet, gaussian_blur
-from privbench.device import derive_seed, seed_everything
-from privbench.models.base import ModelSpec
-from privbench.registry import MODELS
-from privbench.split import SplitModel, batches
+from privbench.data.base import gaussian_blur
+from privbench.split import batches
+
+
+@dataclasses.dataclass
+class Update:
+    """One optimizer step per batch: minimize ``loss(indices)`` over ``parameters`` with Adam.
+
+    ``schedule`` is ``"cosine"`` (decay to 0 over the whole run) or ``"constant"``; ``eps`` and ``amsgrad``
+    are Adam's (He et al.'s code uses eps 1e-3 with AMSGrad for some steps).
+    """
+
+    parameters: Sequence[nn.Parameter]
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    lr: float
+    schedule: str = "cosine"
+    eps: float = 1e-8
+    amsgrad: bool = False
+    #: batches between two steps of this update (1 = every batch)
+    every: int = 1
+
+
+def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, seed: int | None = None,
+          generator: torch.Generator | None = None, on_epoch: Callable[[int], None] | None = None) -> None:
+    """Run ``epochs`` passes over ``n`` items in a random order drawn from ``generator`` (or a fresh one seeded
+    with ``seed``); for every batch of indices, step each update in turn."""
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    steps = max(1, epochs * ((n + batch_size - 1) // batch_size))
+    plans = []
+    for update in updates:
+        params = [p for p in update.parameters if p.requires_grad]
+        if not params:
+            raise ValueError("training update has no trainable parameters")
+        optimizer = torch.optim.Adam(params, lr=update.lr, eps=update.eps, amsgrad=update.amsgrad)
+        if update.schedule == "cosine":
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps // update.every))
+        elif update.schedule == "constant":
+            schedule = None
+        else:
+            raise ValueError(f"unknown learning-rate schedule {update.schedule!r}")
+        plans.append((update, params, optimizer, schedule))
+    step = 0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for s in batches(n, batch_size):
+            idx = order[s]
+            for update, params, optimizer, schedule in plans:
+                if step % update.every:
+                    continue
+                loss = update.loss(idx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward(inputs=params)
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+            step += 1
+        if on_epoch is not None:
+            on_epoch(epoch)
 
 
 def random_blur(x: torch.Tensor, max_sigma: float, generator: torch.Generator) -> torch.Tensor:
@@ -29,57 +91,37 @@ def random_blur(x: torch.Tensor, max_sigma: float, generator: torch.Generator) -
 
 def fit_classifier(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float,
                    batch_size: int, device: torch.device, seed: int, progress=None,
-                   augment_blur: float = 0.0) -> None:
-    """Adam + cross-entropy with a cosine learning-rate decay; ``images`` are uint8 on CPU.
-
-    ``augment_blur`` > 0 blurs half of every batch (:func:`random_blur`)."""
+                   augment_blur: float = 0.0,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+    """Adam + the task loss (default cross-entropy) with a cosine learning-rate decay; ``images`` are uint8
+    on CPU. ``augment_blur`` > 0 blurs half of every batch (:func:`random_blur`)."""
     network.to(device).train()
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
-    steps = max(1, epochs * ((len(images) + batch_size - 1) // batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    loss_fn = loss_fn or nn.functional.cross_entropy
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(images), generator=generator)
-        for s in batches(len(images), batch_size):
-            idx = order[s]
-            x = images[idx].to(device).float().div_(255.0)
-            if augment_blur > 0:
-                x = random_blur(x, augment_blur, generator)
-            loss = nn.functional.cross_entropy(network(x), labels[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        if progress is not None:
-            progress()
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        x = images[idx].to(device).float().div_(255.0)
+        if augment_blur > 0:
+            x = random_blur(x, augment_blur, generator)
+        return loss_fn(network(x), labels[idx].to(device))
+
+    train(len(images), [Update(list(network.parameters()), loss, lr)], epochs=epochs, batch_size=batch_size,
+          generator=generator, on_epoch=(lambda _: progress()) if progress is not None else None)
     network.eval()
 
 
-def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], seed: int, device: torch.device,
-               cache: Cache, progress=None) -> SplitModel:
-    """Build the task network, train it on ``train`` (or load it from the cache) and cut it at ``cfg.split``."""
-    spec_obj: ModelSpec = MODELS.create(cfg.name, **cfg.params)
-    num_classes = len(train.meta.get("classes", [])) or int(train.labels["label"].max()) + 1
-    input_shape = (3, *train.size)
-    network = spec_obj.build(num_classes, input_shape)
-    # Cut first: a bad split name fails before any training.
-    spec_obj.split_model(network, cfg.split, num_classes, input_shape)
-    key = {"model": spec_obj.spec(), "train": train_spec, "epochs": cfg.epochs, "lr": cfg.lr,
-           "batch_size": cfg.batch_size, "seed": seed,
-           "num_classes": num_classes, "input": list(input_shape),
-           **({"augment_blur": cfg.augment_blur} if cfg.augment_blur else {})}
+def fit_decoder(decoder: nn.Module, images: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor], *,
+                epochs: int, lr: float, batch_size: int, device: torch.device, seed: int,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Train ``decoder`` to map ``encode(x)`` back to ``x`` (float images in [0, 1] on CPU), Adam at a constant
+    learning rate. ``encode`` is called afresh for every batch, so a stochastic defense inside it is re-sampled
+    (the adaptive attacker of every paper here); it must not need gradients (a query, a frozen encoder)."""
+    decoder.train()
 
-    def train_now() -> dict[str, torch.Tensor]:
-        seed_everything(derive_seed(seed, "task-model"))
-        fresh = spec_obj.build(num_classes, input_shape)
-        fit_classifier(fresh, train.images, train.labels["label"], epochs=cfg.epochs, lr=cfg.lr,
-                       batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
-                       progress=progress, augment_blur=cfg.augment_blur)
-        return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        x = images[idx].to(device)
+        return loss_fn(decoder(encode(x)), x)
 
-    state = cache.get_or_create("task-model", key, train_now)
-    network.load_state_dict(state)
-    network.to(device).eval()
-    for p in network.parameters():
-        p.requires_grad_(False)
-    return spec_obj.split_model(network, cfg.split, num_classes, input_shape)
+    train(len(images), [Update(list(decoder.parameters()), loss, lr, schedule="constant")], epochs=epochs,
+          batch_size=batch_size, seed=seed)
+    decoder.eval()

@@ -4,9 +4,10 @@ import pytest
 import torch
 from conftest import gaussian_blur  # noqa: I001
 
+from privbench.components import load_components
 from privbench.metrics.attack_accuracy import AttackAccuracy
 from privbench.metrics.base import PrivacyInputs
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.registry import DATASETS, METRICS
 
 load_components()
 

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from privbench.attacks.rmle import mean_squared_error, total_variation
-from privbench.defenses.base import defense_stages
+from privbench.components import load_components
 from privbench.models.batchnorm_folding import folded_inference_copy
-from privbench.registry import DEFENSES, MODELS, load_components
+from privbench.registry import DEFENSES, MODELS
+from privbench.split import pipeline_stages
 
 load_components()
 
@@ -53,12 +54,12 @@ def test_folded_front_computes_the_same_function_without_batchnorm(name, split):
         assert torch.equal(value, before[key]), key
 
 
-def test_folding_keeps_defense_stages():
+def test_folding_keeps_pipeline_stages():
     spec = MODELS.create("vgg-small", width=4)
     model = spec.split_model(with_running_statistics(spec.build(10, (3, 32, 32))), "relu12", 10, (3, 32, 32))
     defended = DEFENSES.create("dropout", rate=0.5).apply(model)
     folded = folded_inference_copy(defended.front)
-    assert [s.label for s in defense_stages(folded)] == [s.label for s in defense_stages(defended.front)]
+    assert [s.label for s in pipeline_stages(folded)] == [s.label for s in pipeline_stages(defended.front)]
     assert batchnorms(folded) == 0
 
 

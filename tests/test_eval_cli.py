@@ -8,7 +8,8 @@ from conftest import SMALL, gaussian_blur, write_config
 from PIL import Image
 
 from privbench.cli import main
-from privbench.registry import DATASETS, load_components
+from privbench.components import load_components
+from privbench.registry import DATASETS
 
 load_components()
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 from conftest import gaussian_blur
 
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import MetricUnavailable, PrivacyInputs
 from privbench.metrics.identity import gallery_probe_split, rank_k_hits
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.registry import DATASETS, METRICS
 
 load_components()
 

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import MetricContext, MetricUnavailable, PrivacyInputs
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.components import load_components
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import MetricContext, PrivacyInputs
+from privbench.registry import DATASETS, METRICS
 
 load_components()
 

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from privbench.metrics.base import MetricUnavailable, PrivacyInputs
+from privbench.components import load_components
+from privbench.errors import MetricUnavailable
+from privbench.metrics.base import PrivacyInputs
 from privbench.recognizers.par import informative_attributes, instance_based, label_based, mean_accuracy
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.registry import DATASETS, METRICS
 
 load_components()
 

@@ -72,3 +72,14 @@ def test_warm_rerun_recomputes_nothing(tmp_path):
     second = run_benchmark(config, warm, progress=False).frame
     assert warm.misses == 0 and warm.hits > 0
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_report_tiling_matches_torchvision_make_grid():
+    import torch
+    from torchvision.utils import make_grid
+
+    from privbench.report import tile
+
+    images = torch.rand(7, 3, 8, 6)
+    for per_row in (1, 3, 7, 9):
+        assert torch.equal(tile(images, per_row), make_grid(images, nrow=per_row, padding=2, pad_value=1.0))

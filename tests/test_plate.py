@@ -5,6 +5,7 @@ import torch
 from conftest import gaussian_blur  # noqa: I001
 from torch import nn
 
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import PrivacyInputs
 from privbench.recognizers.lpr import (
@@ -17,7 +18,7 @@ from privbench.recognizers.lpr import (
     load_lprnet,
     plate_scores,
 )
-from privbench.registry import DATASETS, METRICS, load_components
+from privbench.registry import DATASETS, METRICS
 
 load_components()
 

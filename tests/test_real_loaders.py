@@ -5,9 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+from privbench.components import load_components
 from privbench.data.real import parse_ccpd_name
 from privbench.errors import PrivbenchError
-from privbench.registry import DATASETS, load_components
+from privbench.registry import DATASETS
 
 load_components()
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
-from privbench.registry import ATTACKS, DEFENSES, METRICS, MODELS, Param, load_components, parse_assignments
+from privbench.registry import ATTACKS, DEFENSES, METRICS, MODELS, Param, parse_assignments
 
 load_components()
 

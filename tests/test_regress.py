@@ -4,7 +4,7 @@ import pytest
 
 from privbench.cli import main
 from privbench.regress import compare
-from privbench.results import write_csv
+from privbench.results import TIMING_METRICS, write_csv
 
 
 def run_main(args):
@@ -15,7 +15,18 @@ def run_main(args):
 
 def test_identical_tables_pass(small_run):
     verdict = compare(small_run.frame.copy(), small_run.frame.copy())
-    assert verdict.ok and len(verdict.table) == len(small_run.frame)
+    timings = small_run.frame["metric"].isin(TIMING_METRICS)
+    assert timings.any() and verdict.ok and len(verdict.table) == len(small_run.frame) - timings.sum()
+
+
+def test_timings_are_not_gated_but_a_heavier_edge_is(small_run):
+    base = small_run.frame.copy()
+    slower = base.copy()
+    slower.loc[slower["metric"] == "edge-latency-ms", "value"] *= 10
+    assert compare(slower, base).ok
+    heavier = base.copy()
+    heavier.loc[heavier["metric"] == "edge-params", "value"] += 1000
+    assert set(compare(heavier, base).regressions["metric"]) == {"edge-params"}
 
 
 def test_leakier_defense_and_lost_utility_are_caught(small_run, tmp_path, capsys):
@@ -47,4 +58,5 @@ def test_missing_rows_fail(small_run):
     base = small_run.frame.copy()
     current = base[base.defense != "dropout"].copy()
     verdict = compare(current, base)
-    assert not verdict.ok and len(verdict.missing) == (base.defense == "dropout").sum()
+    gated = ~base["metric"].isin(TIMING_METRICS)
+    assert not verdict.ok and len(verdict.missing) == ((base.defense == "dropout") & gated).sum()

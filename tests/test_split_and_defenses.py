@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from privbench.defenses.base import defense_stages
+from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.models.fx_split import check_split, fx_split
-from privbench.registry import DEFENSES, MODELS, load_components
+from privbench.registry import DEFENSES, MODELS
+from privbench.split import pipeline_stages
 
 load_components()
 
@@ -108,7 +109,7 @@ def test_defense_placement_and_identity():
     assert DEFENSES.create("noise", scale=0.0).apply(model) is model
     at_input = DEFENSES.create("noise", scale=0.3, placement="input").apply(model)
     at_features = DEFENSES.create("dropout", rate=0.5, placement="features").apply(model)
-    assert [s.label for s in defense_stages(at_input.front)] == ["noise@input"]
+    assert [s.label for s in pipeline_stages(at_input.front)] == ["noise@input"]
     assert list(dict(at_input.front.named_children())) == ["defense", "front"]
     assert list(dict(at_features.front.named_children())) == ["front", "defense"]
     torch.manual_seed(1)
