@@ -8,8 +8,8 @@ the paper. What crosses the network is the bottleneck.
 
 Training (paper 000 §IV-D; the task network is frozen throughout) has three stages, each with its own epochs:
 
-1. ``epochs_ae``: AE and AD on the task loss alone (``SplitModel.task_loss``; cross-entropy here, the YOLO
-   loss in the paper);
+1. ``epochs_ae``: AE and AD on the task loss (``SplitModel.task_loss``; cross-entropy here, the YOLO loss in
+   the paper), plus privbench's warm-start term (``w_feature``, below);
 2. ``epochs_rec``: RecNet — the adversary used *during training*, a decoder from the bottleneck to the image
    (:mod:`privbench.models.decoders`) — on L_rec with AE frozen;
 3. ``epochs_adv``: alternating, per batch, (i) RecNet on L_rec with AE frozen, (ii) AE and AD on
@@ -21,8 +21,11 @@ full-frame DCT of each bottleneck channel's prediction residual), both in :mod:`
 and AD on the task loss only and no RecNet is built).
 
 privbench's choices, where the paper's setting does not fit a CPU budget: Adam (lr 1e-3, cosine decay) instead
-of SGD 0.01, a few epochs per stage instead of 50/20/40, and the task's own training images as training
-data (the defender owns them; the paper uses COCO). The strength axis for sweeps is ``w_rec``.
+of SGD 0.01, a few epochs per stage instead of 50/20/40, the task's own training images as training data (the
+defender owns them; the paper uses COCO), and a warm start in stage 1: ``w_feature``·‖AD(AE(z)) − z‖²/‖z‖² is
+added to the task loss, so the decoder starts by reproducing the front's features. With the task loss alone a
+2-channel bottleneck reached 0.27 accuracy after 2 + 3 epochs (undefended 0.68) and 0.63 after 4 + 6 on the
+default benchmark; ``w_feature = 0`` is the paper's stage 1. The strength axis for sweeps is ``w_rec``.
 """
 
 from __future__ import annotations
@@ -87,9 +90,13 @@ class Autoencoder(TrainedDefense):
               high=4096),
         Param("recnet", str, "residual", "RecNet's decoder family (the training-time adversary)",
               choices=tuple(DECODERS)),
-        Param("epochs_ae", int, 4, "stage 1: autoencoder on the task loss (paper: 50)", low=1, high=1000),
-        Param("epochs_rec", int, 3, "stage 2: RecNet on L_rec, autoencoder frozen (paper: 20)", low=0, high=1000),
-        Param("epochs_adv", int, 6, "stage 3: alternating adversarial updates (paper: 40)", low=0, high=1000),
+        Param("recnet_width", int, 16, "RecNet's smallest channel count (its cost grows with the square)", low=4,
+              high=1024),
+        Param("w_feature", float, 1.0, "stage 1 only: weight of the warm-start term ‖AD(AE(z)) − z‖² / ‖z‖² (0 = the "
+              "paper's task loss alone; see the module docstring)", low=0.0, high=100.0),
+        Param("epochs_ae", int, 2, "stage 1: autoencoder on the task loss + warm start (paper: 50)", low=1, high=1000),
+        Param("epochs_rec", int, 1, "stage 2: RecNet on L_rec, autoencoder frozen (paper: 20)", low=0, high=1000),
+        Param("epochs_adv", int, 3, "stage 3: alternating adversarial updates (paper: 40)", low=0, high=1000),
         Param("lr", float, 1e-3, "Adam learning rate of every stage (cosine decay per stage)", low=1e-6, high=1.0),
         Param("batch_size", int, 32, "training batch size", low=1, high=4096),
     )
@@ -113,7 +120,8 @@ class Autoencoder(TrainedDefense):
 
     def recnet(self, model: SplitModel) -> nn.Module:
         _, height, width = model.feature_shape()
-        return build_decoder(self.params["recnet"], (self.params["bottleneck"], height, width), model.input_shape)
+        return build_decoder(self.params["recnet"], (self.params["bottleneck"], height, width), model.input_shape,
+                             width=self.params["recnet_width"])
 
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         encoder, decoder = self.networks(model)
@@ -153,6 +161,13 @@ class Autoencoder(TrainedDefense):
             code = encoder(features)
             return model.task_loss(model.back(decoder(code)), y), code
 
+        def warm_start_loss(idx: torch.Tensor) -> torch.Tensor:
+            loss, code = task(idx)
+            if p["w_feature"] > 0:
+                features = batch(idx)[2]
+                loss = loss + p["w_feature"] * (decoder(code) - features).square().mean() / features.square().mean()
+            return loss
+
         def autoencoder_loss(idx: torch.Tensor) -> torch.Tensor:
             loss, code = task(idx)
             if p["w_cmprs"] > 0:
@@ -172,7 +187,7 @@ class Autoencoder(TrainedDefense):
         common = dict(batch_size=p["batch_size"])
         encoder.train(), decoder.train()
         context.say("autoencoder: stage 1 (task loss)")
-        train(len(images), [Update(ae_params, lambda idx: task(idx)[0], p["lr"])], epochs=p["epochs_ae"],
+        train(len(images), [Update(ae_params, warm_start_loss, p["lr"])], epochs=p["epochs_ae"],
               seed=derive_seed(context.seed, "autoencoder-stage1"), **common)
         if recnet is not None and p["epochs_rec"] > 0:
             context.say("autoencoder: stage 2 (RecNet)")

@@ -91,8 +91,12 @@ def residual_decoder(feature_shape: tuple[int, ...], input_shape: tuple[int, int
 DECODERS: dict[str, Callable[..., nn.Sequential]] = {"mirror": mirror_decoder, "residual": residual_decoder}
 
 
-def build_decoder(name: str, feature_shape: tuple[int, ...], input_shape: tuple[int, int, int]) -> nn.Sequential:
-    """The decoder family ``name`` (a key of :data:`DECODERS`) from ``feature_shape`` to ``input_shape``."""
+def build_decoder(name: str, feature_shape: tuple[int, ...], input_shape: tuple[int, int, int],
+                  width: int | None = None) -> nn.Sequential:
+    """The decoder family ``name`` (a key of :data:`DECODERS`) from ``feature_shape`` to ``input_shape``;
+    ``width`` overrides the family's smallest channel count (mirror 16, residual 32)."""
     if name not in DECODERS:
         raise PrivbenchError(f"unknown decoder '{name}' (choose from: {', '.join(DECODERS)})")
-    return DECODERS[name](feature_shape, input_shape)
+    if width is None:
+        return DECODERS[name](feature_shape, input_shape)
+    return DECODERS[name](feature_shape, input_shape, min_channels=width)
