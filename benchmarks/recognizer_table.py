@@ -13,7 +13,7 @@ For the embedded default's probe sets (32 px: 20 face identities × 3 images, 40
 Everything (data, task model, recognizers) comes from the engine and its cache, exactly as ``privbench run``
 builds them. Prints a markdown table for the README.
 
-    .venv/bin/python benchmarks/recognizer_table.py [--cache-dir DIR] [--sigmas 0.75,1.0,1.5]
+    .venv/bin/python benchmarks/recognizer_table.py [--cache-dir DIR] [--sigmas 0.75,1.0,1.25,1.5]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ METRIC_FOR_FAMILY = {"synth-faces": "face-id", "synth-plates": "plate", "synth-p
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", default=str(default_cache_dir()))
-    parser.add_argument("--sigmas", default="0.75,1.0,1.5", help="blur σ values in pixels")
+    parser.add_argument("--sigmas", default="0.75,1.0,1.25,1.5", help="blur σ values in pixels (the README's)")
     args = parser.parse_args()
     sigmas = [float(s) for s in args.sigmas.split(",")]
 

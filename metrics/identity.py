@@ -5,7 +5,8 @@ gallery, all others are probes. Every image is embedded (L2-normalised), each pr
 gallery embedding by cosine similarity, and the score is the rank-k identification rate (rank-1 by default)
 with a Wilson interval. By default the gallery holds the *clean* originals (the adversary owns a photo of
 everyone, e.g. a social network) and the probes are the reconstructions; ``gallery=reconstructed`` matches
-reconstructions against reconstructions. Chance level is k / #identities.
+reconstructions against reconstructions. Chance level is k / #identities. The built-in embedder trains in
+``precision`` (``auto``: bf16 where the CPU has native bf16, unless ``$PRIVBENCH_PRECISION`` says otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in embedder's training changes (part of its cache key)
-FACE_RECOGNIZER_VERSION = 1
+FACE_RECOGNIZER_VERSION = 2
 
 
 def gallery_probe_split(identities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,22 +47,28 @@ def rank_k_hits(probe_emb: torch.Tensor, gallery_emb: torch.Tensor, probe_ids: t
     return (gallery_ids[top] == probe_ids[:, None]).any(dim=1)
 
 
-def builtin_embedder(probes: ImageSet, context: MetricContext) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The built-in embedder for ``probes``' family and size, trained on disjoint identities (cached)."""
+def builtin_embedder(probes: ImageSet, context: MetricContext,
+                     precision: str = "auto") -> Callable[[torch.Tensor], torch.Tensor]:
+    """The built-in embedder for ``probes``' family and size, trained on disjoint identities (cached).
+
+    ``precision`` (auto / fp32 / bf16) is the training precision; it is part of the cache key.
+    """
     from privbench.recognizers import face
-    from privbench.recognizers.base import cached_training, predict, training_data
+    from privbench.recognizers.base import cached_training, predict, training_data, training_precision
 
     dataset = training_data(probes, identities=face.TRAIN_IDENTITIES, per_identity=face.TRAIN_PER_IDENTITY)
     size = probes.size[0]
     spec = {"version": FACE_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": context.seed,
-            "hyper": [face.EPOCHS, face.IDENTITIES_PER_BATCH, face.LR, face.SCALE, face.WIDTH, face.DIM]}
+            "hyper": [face.EPOCHS, face.IDENTITIES_PER_BATCH, face.LR, face.SCALE, face.WIDTH, face.DIM,
+                      face.EMA_DECAY, face.CROP_EIGHTHS]}
+    resolved = training_precision(precision)
 
     def train() -> torch.nn.Module:
         data = dataset.load(context.cache)
-        return face.train_face_embedder(data.images, data.labels["label"], context.seed)
+        return face.train_face_embedder(data.images, data.labels["label"], context.seed, precision=resolved)
 
     network = face.FaceEmbedder(size)
-    network.load_state_dict(cached_training(context.cache, "face", spec, train))
+    network.load_state_dict(cached_training(context.cache, "face", spec, train, precision=resolved))
     network.to(context.device).eval()
     return lambda images: predict(network, images, context.device)
 
@@ -82,11 +89,15 @@ class FaceIdentification(Metric):
         Param("weights", str, "", "facenet state dict file (default $TORCH_HOME/checkpoints/"
               "20180402-114759-vggface2.pt)"),
         Param("align", bool, False, "facenet only: align faces with MTCNN first"),
+        Param("precision", str, "auto", "builtin only: training precision (auto: bf16 where the CPU has "
+              "native bf16, else fp32, unless $PRIVBENCH_PRECISION is set)", choices=("auto", "fp32", "bf16")),
     )
 
     def _check_params(self) -> None:
         if self.params["embedder"] == "builtin" and (self.params["weights"] or self.params["align"]):
             raise PrivbenchError("metric 'face-id': 'weights' and 'align' apply to embedder=facenet only")
+        if self.params["embedder"] == "facenet" and self.params["precision"] != "auto":
+            raise PrivbenchError("metric 'face-id': 'precision' applies to embedder=builtin only")
         if self.params["weights"]:
             from privbench.recognizers.face import facenet_weights_path
 
@@ -97,7 +108,7 @@ class FaceIdentification(Metric):
             from privbench.recognizers.face import facenet_embedder
 
             return facenet_embedder(self.params["weights"], self.params["align"], context.device)
-        return builtin_embedder(probes, context)
+        return builtin_embedder(probes, context, self.params["precision"])
 
     def hits(self, inputs: PrivacyInputs, context: MetricContext) -> torch.Tensor:
         ids = torch.as_tensor(inputs.probes.labels["identity"])

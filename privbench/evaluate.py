@@ -29,7 +29,7 @@ from privbench.data.real import IMAGE_SUFFIXES
 from privbench.device import resolve_device
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs
-from privbench.registry import DATASETS
+from privbench.registry import ATTACKS, DATASETS
 
 COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method",
            "n", "note"]
@@ -76,7 +76,7 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
             applicable = [i for i, p in enumerate(config.probes) if metric.applies_to(bench.probes[i])]
             if not applicable:
                 continue
-            recon = bench.reconstructions(defense, attack_cfg)
+            recon = bench.reconstructions(defense, ATTACKS.create(attack_cfg.name, **attack_cfg.params))
             for i in applicable:
                 name, probe = bench.probe_name(i), bench.probes[i]
                 inputs = PrivacyInputs(probe.floats(), recon[name].float().div(255.0), probe)

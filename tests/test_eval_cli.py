@@ -62,7 +62,7 @@ def test_eval_on_folders(capsys, face_folders, recognizer_context):
                          str(recognizer_context.cache.root))
     assert code in (0, None), err
     value = float(out.splitlines()[1].split()[2])
-    assert value >= 0.9
+    assert value >= 0.95  # the probes of tests/test_face_id.py: measured 1.0 in fp32 and bf16, 0.975 other seeds
 
 
 def test_eval_folder_errors(capsys, tmp_path, face_folders):

@@ -13,11 +13,16 @@ spin-waiting OpenMP threads were measured 5–20× slower than a single thread, 
 thread count is part of the cache key (float summation order may differ between counts).
 Where the CPU has native bfloat16 (AVX512-BF16/AMX), training runs under bfloat16
 autocast with channels-last tensors (measured 2–2.5× faster here); the precision is part of the cache key.
+The precision can also be chosen (:func:`training_precision`): ``$PRIVBENCH_PRECISION=fp32|bf16`` for every
+recognizer, or a metric's ``precision`` parameter where it has one (face-id). bf16 on a CPU without native
+bf16 still runs, emulated by oneDNN, but slowly: capping oneDNN's ISA on this machine, a face-embedder training
+step took 1.4–2.2× the fp32 time at AVX-512 without BF16 and 9–13× at AVX2.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,8 +48,27 @@ def fast_bf16() -> bool:
                                                                 "_is_amx_tile_supported"))
 
 
-def training_precision() -> str:
-    return "bf16" if fast_bf16() else "fp32"
+#: recognizer training precisions: ``auto`` is bf16 where the CPU has native bf16, else fp32
+PRECISIONS = ("auto", "fp32", "bf16")
+#: environment variable that sets the precision of every recognizer whose own setting is ``auto``
+PRECISION_ENV = "PRIVBENCH_PRECISION"
+
+
+def training_precision(requested: str = "auto") -> str:
+    """The precision recognizer training runs in, ``"fp32"`` or ``"bf16"``.
+
+    An explicit ``requested`` precision (e.g. a metric parameter) wins; ``"auto"`` defers to
+    ``$PRIVBENCH_PRECISION``, and where that is unset or ``auto`` to the CPU (bf16 when :func:`fast_bf16`).
+    Forcing either value lets the tests train and check both paths on any CPU.
+    """
+    choice, source = requested or "auto", "training precision"
+    if choice == "auto" and os.environ.get(PRECISION_ENV, "").strip():
+        choice, source = os.environ[PRECISION_ENV].strip().lower(), f"${PRECISION_ENV}"
+    if choice not in PRECISIONS:
+        raise PrivbenchError(f"{source} must be one of {', '.join(PRECISIONS)}, got '{choice}'")
+    if choice == "auto":
+        return "bf16" if fast_bf16() else "fp32"
+    return choice
 
 
 def autocast(precision: str):
@@ -81,11 +105,12 @@ def training_data(probes: ImageSet, **params: Any) -> Dataset:
     return DATASETS.create(family, subset=subset, size=height, seed=int(probes.meta.get("seed", 0)), **params)
 
 
-def cached_training(cache: Cache, kind: str, spec: dict[str, Any],
-                    train: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
+def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callable[[], nn.Module],
+                    precision: str = "auto") -> dict[str, torch.Tensor]:
     """The trained state dict of recognizer ``kind`` for ``spec``: from the cache, or trained now and stored.
 
-    ``train`` builds and trains the network. Only tensors are
+    ``train`` builds and trains the network, in the precision ``training_precision(precision)``, which is
+    part of the key (``auto`` and the precision it resolves to share an entry). Only tensors are
     stored (``torch.load(weights_only=True)`` safe), plus the training time (wall clock and CPU seconds; on a
     shared machine the CPU time is the better measure of the work).
     """
@@ -97,7 +122,8 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any],
         return {"state": state, "seconds": round(time.perf_counter() - start, 3),
                 "cpu_seconds": round(time.process_time() - cpu, 3)}
 
-    key = {"recognizer": kind, "precision": training_precision(), "threads": torch.get_num_threads(), **spec}
+    key = {"recognizer": kind, "precision": training_precision(precision), "threads": torch.get_num_threads(),
+           **spec}
     return cache.get_or_create("recognizer", key, create)["state"]
 
 
