@@ -1,5 +1,6 @@
 """Metrics: privacy (what a reconstruction reveals), utility (the task), rate. One module per family."""
 
+from privbench.errors import MetricUnavailable  # noqa: F401
 from privbench.metrics import (  # noqa: F401  (registrations)  # noqa: F401, I001
     attack_accuracy,
     attributes,
@@ -9,4 +10,4 @@ from privbench.metrics import (  # noqa: F401  (registrations)  # noqa: F401, I0
     plates,
     utility,
 )
-from privbench.metrics.base import Metric, MetricContext, MetricUnavailable, PrivacyInputs, Score  # noqa: F401
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score  # noqa: F401

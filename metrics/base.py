@@ -14,7 +14,6 @@ import torch
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
-from privbench.errors import MetricUnavailable  # noqa: F401  (re-exported for metric modules)
 from privbench.metrics.statistics import mean_ci, wilson_ci
 from privbench.registry import Component
 

@@ -16,8 +16,8 @@ import torch
 from conftest import gaussian_blur
 
 from privbench.components import load_components
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import MetricUnavailable, PrivacyInputs
+from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.metrics.base import PrivacyInputs
 from privbench.metrics.identity import gallery_probe_split, rank_k_hits
 from privbench.recognizers.base import PRECISION_ENV, fast_bf16, training_precision
 from privbench.registry import DATASETS, METRICS

@@ -33,8 +33,7 @@ from torch import nn
 from privbench.cache import Cache
 from privbench.data.base import Dataset, ImageSet
 from privbench.device import derive_seed
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import MetricUnavailable
+from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.registry import DATASETS
 
 #: images per forward pass at inference time

@@ -27,8 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from privbench.errors import PrivbenchError
-from privbench.metrics.base import MetricUnavailable
+from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.recognizers.base import (
     Standardize,
     adam_schedule,
