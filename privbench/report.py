@@ -76,6 +76,7 @@ def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float 
     layout of torchvision's ``make_grid``, without importing torchvision (and torch._dynamo with it), which
     was 3 of a warm run's 8 seconds."""
     n, channels, height, width = images.shape
+    per_row = min(per_row, n)
     rows = -(-n // per_row)
     cell_h, cell_w = height + padding, width + padding
     grid = torch.full((channels, rows * cell_h + padding, per_row * cell_w + padding), pad_value)

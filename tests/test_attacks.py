@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from privbench.attacks.inverse_net import reconstruction_loss
 from privbench.attacks.rmle import RMLESettings, default_settings, rmle_invert, total_variation
 from privbench.attacks.shadow import mirror_of_shape_encoder
 from privbench.cache import Cache
@@ -18,6 +17,7 @@ from privbench.components import load_components
 from privbench.config import load_config
 from privbench.defenses.base import DefenseStage
 from privbench.errors import PrivbenchError
+from privbench.losses import reconstruction_loss
 from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
 from privbench.runner import run_benchmark
 from privbench.threat import Access, attacker_view

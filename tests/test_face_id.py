@@ -101,11 +101,12 @@ def test_builtin_embedder_identifies_clean_faces_and_is_at_chance_on_noise(preci
 
 
 def test_fp32_and_bf16_embedders_agree(faces50, recognizer_context):
-    """Two separately trained embedders whose clean scores lie inside each other's Wilson interval."""
+    """Two separately trained embedders whose clean scores do not differ beyond their Wilson intervals (the
+    intervals overlap). Measured at 50 identities: fp32 0.990 / bf16 0.990 with one thread, 0.990 / 0.975 with
+    two — each inside the other's interval is stricter than the spread of one precision across thread counts."""
     metrics = {p: METRICS.create("face-id", precision=p) for p in ("fp32", "bf16")}
     scores = {p: score(m, faces50, faces50.floats(), recognizer_context) for p, m in metrics.items()}
-    for mine, other in (("fp32", "bf16"), ("bf16", "fp32")):
-        assert scores[other].ci_low <= scores[mine].value <= scores[other].ci_high, scores
+    assert scores["fp32"].ci_low <= scores["bf16"].ci_high and scores["bf16"].ci_low <= scores["fp32"].ci_high, scores
     embeddings = [m.embedder(faces50, recognizer_context)(faces50.floats()[:8]) for m in metrics.values()]
     assert not torch.allclose(*embeddings, atol=1e-3)  # really two trainings, not one cached embedder
 

@@ -6,7 +6,7 @@ from conftest import reduced
 
 from privbench.cache import Cache
 from privbench.config import load_config
-from privbench.results import COLUMNS
+from privbench.results import COLUMNS, TIMING_METRICS
 from privbench.runner import run_benchmark
 
 
@@ -22,11 +22,12 @@ def values(frame, defense, metric, dataset=None, attack=None):
 def test_schema_and_counts(small_run):
     frame = small_run.frame
     assert list(frame.columns) == COLUMNS
-    # 6 settings × (1 utility row + 2 probe sets × 4 privacy metrics)
-    assert len(frame) == 6 * (1 + 2 * 4)
-    assert set(frame.kind) == {"privacy", "utility"}
+    # 6 settings × (1 utility row + 4 edge-cost rows + 2 probe sets × 4 privacy metrics)
+    assert len(frame) == 6 * (1 + 4 + 2 * 4)
+    assert set(frame.kind) == {"privacy", "utility", "cost"}
     assert (frame.n > 0).all()
-    assert ((frame.ci_low <= frame.value + 1e-9) & (frame.value <= frame.ci_high + 1e-9)).all()
+    scored = frame[frame.kind != "cost"]  # cost rows carry no interval
+    assert ((scored.ci_low <= scored.value + 1e-9) & (scored.value <= scored.ci_high + 1e-9)).all()
 
 
 @pytest.mark.parametrize("defense", ["noise", "dropout"])
@@ -55,12 +56,15 @@ def test_zero_strength_settings_share_one_attacker(small_run):
 
 
 def test_same_config_and_seed_give_identical_results(tmp_path, small_config):
-    """Two runs from empty caches: identical tables apart from wall-clock seconds."""
+    """Two runs from empty caches: identical tables apart from wall-clock seconds and the edge timings."""
     config = load_config(None, reduced(defenses=[{"name": "noise", "strengths": [0.0, 2.0]}],
                                        attacks=[{"name": "inverse-net", "params": {"epochs": 2}}]))
     first = run_benchmark(config, Cache(tmp_path / "a"), progress=False).frame
     second = run_benchmark(config, Cache(tmp_path / "b"), progress=False).frame
-    pd.testing.assert_frame_equal(first.drop(columns="seconds"), second.drop(columns="seconds"))
+    def untimed(frame):
+        return frame[~frame["metric"].isin(TIMING_METRICS)].drop(columns="seconds").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(untimed(first), untimed(second))
 
 
 def test_warm_rerun_recomputes_nothing(tmp_path):
