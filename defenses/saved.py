@@ -74,8 +74,8 @@ def read_defense(path: str | Path) -> SavedDefense:
     try:
         content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # truncated, not a torch file, or pickled code (refused by weights_only)
-        raise PrivbenchError(f"{path} is not a privbench defense file (not readable with torch.load(weights_only="
-                             "True): truncated, another format, or pickled code)") from None
+        raise PrivbenchError(f"{path} is not a privbench defense file (not a weights-only torch file: truncated, "
+                             "another format, or pickled code)") from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise PrivbenchError(f"{path} is not a privbench defense file (format {FORMAT} expected)")
     missing = [k for k in ("defense", "params", "model_key", "model", "state") if k not in content]
