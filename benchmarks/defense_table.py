@@ -24,15 +24,10 @@ from privbench.registry import DEFENSES
 from privbench.results import write_csv
 from privbench.runner import run_benchmark
 
-#: defenses whose trained variant cannot run without extra inputs are left out here
-LEFT_OUT: tuple[str, ...] = ()
-
 
 def settings() -> list[dict]:
     out = [{"name": "noise", "strengths": [0.0]}]  # the undefended pipeline
     for name, cls in DEFENSES.items():
-        if name in LEFT_OUT:
-            continue
         defaults = {p.name: p.default for p in cls.params}
         strength = defaults.pop(cls.strength_param)
         strengths = [0.0, strength] if name == "autoencoder" else [strength]

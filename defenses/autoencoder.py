@@ -185,7 +185,8 @@ class Autoencoder(TrainedDefense):
 
         ae_params = [*encoder.parameters(), *decoder.parameters()]
         common = dict(batch_size=p["batch_size"])
-        encoder.train(), decoder.train()
+        encoder.train()
+        decoder.train()
         context.say("autoencoder: stage 1 (task loss)")
         train(len(images), [Update(ae_params, warm_start_loss, p["lr"])], epochs=p["epochs_ae"],
               seed=derive_seed(context.seed, "autoencoder-stage1"), **common)
@@ -201,6 +202,7 @@ class Autoencoder(TrainedDefense):
                 updates.insert(0, Update(list(recnet.parameters()), recnet_loss, p["lr"]))
             train(len(images), updates, epochs=p["epochs_adv"], seed=derive_seed(context.seed, "autoencoder-stage3"),
                   **common)
-        encoder.eval(), decoder.eval()
+        encoder.eval()
+        decoder.eval()
         return {"encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
                 "decoder": {k: v.detach().cpu() for k, v in decoder.state_dict().items()}}

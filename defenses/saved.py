@@ -39,7 +39,7 @@ class SavedDefense:
     def defense(self) -> TrainedDefense:
         """The defense rebuilt from this file: parameters validated, state loaded."""
         cls = DEFENSES.get(self.name)
-        if not getattr(cls, "trained", False):
+        if not issubclass(cls, TrainedDefense):
             raise PrivbenchError(f"{self.path}: defense '{self.name}' is not a trained defense")
         defense = cls(**self.params)
         defense.load_state(self.state)

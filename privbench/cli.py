@@ -93,16 +93,15 @@ def run(config_file, defense_files, out_root, name, seed, device, cache_dir, no_
     defended pipeline, scores every metric, and writes results.csv, plots and report.md under
     OUT/NAME/. Finished steps are cached; a second run recomputes nothing it has.
     """
-    from privbench.config import default_config_text, load_config, read_yaml
+    from privbench.config import default_config_text, load_config, parse_config, read_yaml
 
-    overrides = _overrides(name, seed, device)
+    config = load_config(config_file, _overrides(name, seed, device))
     if defense_files:
-        base = yaml.safe_load(default_config_text())
-        if config_file:
-            base.update(read_yaml(config_file))
-        overrides["defenses"] = list(base["defenses"]) + [{"file": f} for f in defense_files]
-    config = load_config(config_file, overrides)
-    text = yaml.safe_dump(config.raw, sort_keys=False) if (config_file or defense_files) else default_config_text()
+        config = parse_config({**config.raw, "defenses": [*config.raw["defenses"], *({"file": f} for f in defense_files)]})
+    if defense_files:
+        text = yaml.safe_dump(config.raw, sort_keys=False)
+    else:
+        text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
     output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text)
     click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
@@ -208,7 +207,7 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
     load_components()
     chosen = DEFENSES.create(defense, **parse_assignments(defense_params))
     if not isinstance(chosen, TrainedDefense):
-        trained = ", ".join(n for n, c in DEFENSES.items() if getattr(c, "trained", False))
+        trained = ", ".join(n for n, c in DEFENSES.items() if c.trained)
         raise PrivbenchError(f"defense '{defense}' has nothing to fit (trained defenses: {trained})")
     if save_path.is_dir():
         raise PrivbenchError(f"--save {save_path} is a folder; name a file")

@@ -78,13 +78,11 @@ def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float 
     n, channels, height, width = images.shape
     per_row = min(per_row, n)
     rows = -(-n // per_row)
-    cell_h, cell_w = height + padding, width + padding
-    grid = torch.full((channels, rows * cell_h + padding, per_row * cell_w + padding), pad_value)
-    for i in range(n):
-        r, c = divmod(i, per_row)
-        grid[:, padding + r * cell_h: padding + r * cell_h + height,
-             padding + c * cell_w: padding + c * cell_w + width] = images[i]
-    return grid
+    cells = torch.full((rows * per_row, channels, height + padding, width + padding), pad_value)
+    cells[:n, :, :height, :width] = images  # each cell: the image, then padding to its right and below
+    grid = cells.view(rows, per_row, channels, height + padding, width + padding).permute(2, 0, 3, 1, 4)
+    grid = grid.reshape(channels, rows * (height + padding), per_row * (width + padding))
+    return torch.nn.functional.pad(grid, (padding, 0, padding, 0), value=pad_value)
 
 
 def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, float, str], dict[str, torch.Tensor]],

@@ -35,8 +35,6 @@ class Update:
     schedule: str = "cosine"
     eps: float = 1e-8
     amsgrad: bool = False
-    #: batches between two steps of this update (1 = every batch)
-    every: int = 1
 
 
 def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, seed: int | None = None,
@@ -53,27 +51,23 @@ def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, se
             raise ValueError("training update has no trainable parameters")
         optimizer = torch.optim.Adam(params, lr=update.lr, eps=update.eps, amsgrad=update.amsgrad)
         if update.schedule == "cosine":
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps // update.every))
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
         elif update.schedule == "constant":
             schedule = None
         else:
             raise ValueError(f"unknown learning-rate schedule {update.schedule!r}")
         plans.append((update, params, optimizer, schedule))
-    step = 0
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         for s in batches(n, batch_size):
             idx = order[s]
             for update, params, optimizer, schedule in plans:
-                if step % update.every:
-                    continue
                 loss = update.loss(idx)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward(inputs=params)
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
-            step += 1
         if on_epoch is not None:
             on_epoch(epoch)
 
