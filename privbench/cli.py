@@ -63,8 +63,9 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     write_csv(output.frame, run_dir / "results.csv")
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.raw, sort_keys=False))  # `eval --run`
     save_samples(output.originals, output.samples, run_dir)
-    plots = privacy_utility_plots(output.frame, run_dir)
-    grid = reconstruction_grid(output.originals, output.samples, run_dir)
+    figures = cache if cache.enabled else None
+    plots = privacy_utility_plots(output.frame, run_dir, cache=figures)
+    grid = reconstruction_grid(output.originals, output.samples, run_dir, cache=figures)
     write_report(output.frame, run_dir, config_text, plots, grid, output.notes)
     elapsed = time.perf_counter() - started
     return output, run_dir, elapsed, cache

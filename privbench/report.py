@@ -6,6 +6,8 @@ samples for the picture grid), so ``privbench report RUN_DIR`` can redraw them a
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -17,16 +19,39 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from privbench.cache import atomic_write_bytes, atomic_write_text  # noqa: E402
+from privbench.cache import Cache, atomic_write_bytes, atomic_write_text  # noqa: E402
 
 MARKERS = "osD^v<>P*X"
+#: bump when a change to the drawing code changes the figures (part of the figure cache key)
+FIGURE_VERSION = 1
+#: the columns a privacy–utility figure is drawn from (its cache key hashes exactly these)
+PLOT_COLUMNS = ["metric", "dataset", "defense", "attack", "strength", "value", "ci_low", "ci_high", "utility"]
 
 
-def _save_figure(fig, path: Path) -> None:
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _write_figure(path: Path, key: dict, draw, cache: Cache | None) -> None:
+    """Write the PNG that ``draw()`` renders to ``path``; with a cache, a figure of the same content (``key``:
+    the data it is drawn from, the drawing code's version, matplotlib's) is copied instead of redrawn —
+    drawing the eight figures of the default run was two thirds of a warm run's time."""
+    if cache is None:
+        atomic_write_bytes(path, draw())
+        return
+    full = {**key, "figure": FIGURE_VERSION, "matplotlib": matplotlib.__version__}
+    stored = cache.get_or_create("figure", full, lambda: torch.frombuffer(bytearray(draw()), dtype=torch.uint8))
+    atomic_write_bytes(path, stored.numpy().tobytes())
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+    return h.hexdigest()
 
 
 def utility_by_setting(frame: pd.DataFrame, utility_metric: str = "accuracy") -> pd.DataFrame:
@@ -35,9 +60,11 @@ def utility_by_setting(frame: pd.DataFrame, utility_metric: str = "accuracy") ->
     return util[["defense", "defense_params", "value"]].rename(columns={"value": "utility"})
 
 
-def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accuracy") -> list[Path]:
+def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accuracy",
+                          cache: Cache | None = None) -> list[Path]:
     """One ``privacy_utility_<metric>.png`` per privacy metric: a panel per probe set, a curve per
-    (defense, attack), x = task utility, y = the privacy metric, points labelled with the strength."""
+    (defense, attack), x = task utility, y = the privacy metric, points labelled with the strength.
+    With ``cache``, a figure whose data did not change is copied from the cache (kind ``figure``)."""
     privacy = frame[frame["kind"] == "privacy"]
     util = utility_by_setting(frame, utility_metric)
     if privacy.empty or util.empty:
@@ -45,30 +72,36 @@ def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: st
     merged = privacy.merge(util, on=["defense", "defense_params"], how="inner")
     paths = []
     for metric, by_metric in merged.groupby("metric", sort=True):
-        datasets = sorted(by_metric["dataset"].unique())
-        fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
-        for ax, dataset in zip(axes[0], datasets, strict=True):
-            part = by_metric[by_metric["dataset"] == dataset]
-            for i, ((defense, attack), curve) in enumerate(part.groupby(["defense", "attack"], sort=True)):
-                curve = curve.sort_values("strength")
-                style = "--" if attack == "worst" else "-"
-                yerr = [(curve["value"] - curve["ci_low"]).clip(lower=0), (curve["ci_high"] - curve["value"]).clip(lower=0)]
-                ax.errorbar(curve["utility"], curve["value"], yerr=yerr, fmt=style, marker=MARKERS[i % len(MARKERS)],
-                            capsize=2, label=f"{defense} / {attack}")
-                for _, r in curve.iterrows():
-                    ax.annotate(f"{r['strength']:g}", (r["utility"], r["value"]), fontsize=7,
-                                textcoords="offset points", xytext=(3, 3))
-            ax.set_title(dataset)
-            ax.set_xlabel(f"utility: {utility_metric}")
-            ax.set_ylabel(metric)
-            ax.grid(alpha=0.3)
-        # Outside the axes: loc="best" searches every point for overlaps and made each figure ~1 s slower.
-        axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths")
         path = out_dir / f"privacy_utility_{metric}.png"
-        _save_figure(fig, path)
+        data = by_metric[PLOT_COLUMNS].to_csv(index=False)
+        _write_figure(path, {"plot": "privacy-utility", "utility": utility_metric, "data": _digest(data)},
+                      functools.partial(_privacy_utility_figure, by_metric, metric, utility_metric), cache)
         paths.append(path)
     return paths
+
+
+def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric: str) -> bytes:
+    datasets = sorted(by_metric["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        part = by_metric[by_metric["dataset"] == dataset]
+        for i, ((defense, attack), curve) in enumerate(part.groupby(["defense", "attack"], sort=True)):
+            curve = curve.sort_values("strength")
+            style = "--" if attack == "worst" else "-"
+            yerr = [(curve["value"] - curve["ci_low"]).clip(lower=0), (curve["ci_high"] - curve["value"]).clip(lower=0)]
+            ax.errorbar(curve["utility"], curve["value"], yerr=yerr, fmt=style, marker=MARKERS[i % len(MARKERS)],
+                        capsize=2, label=f"{defense} / {attack}")
+            for _, r in curve.iterrows():
+                ax.annotate(f"{r['strength']:g}", (r["utility"], r["value"]), fontsize=7,
+                            textcoords="offset points", xytext=(3, 3))
+        ax.set_title(dataset)
+        ax.set_xlabel(f"utility: {utility_metric}")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    # Outside the axes: loc="best" searches every point for overlaps and made each figure ~1 s slower.
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths")
+    return _png(fig)
 
 
 def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
@@ -86,7 +119,7 @@ def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float 
 
 
 def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, float, str], dict[str, torch.Tensor]],
-                        out_dir: Path) -> Path | None:
+                        out_dir: Path, cache: Cache | None = None) -> Path | None:
     """Originals (top row) beside reconstructions at each (defense, strength, attack), one row each."""
     if not samples:
         return None
@@ -96,18 +129,25 @@ def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[
     for (defense, strength, attack), recon in samples.items():
         rows.append(torch.cat([recon[n] for n in names]))
         labels.append(f"{defense}={strength:g} / {attack}")
+    images = torch.cat(rows)
+    path = out_dir / "reconstructions.png"
+    key = {"plot": "reconstructions", "names": names, "labels": labels, "shape": list(images.shape),
+           "data": _digest(images.contiguous().numpy().tobytes())}
+    _write_figure(path, key, functools.partial(_reconstruction_figure, images, top, names, labels), cache)
+    return path
+
+
+def _reconstruction_figure(images: torch.Tensor, top: torch.Tensor, names: list[str], labels: list[str]) -> bytes:
     per_row = top.shape[0]
-    grid = tile(torch.cat(rows).float() / 255.0, per_row)
+    grid = tile(images.float() / 255.0, per_row)
     h_cell = top.shape[2] + 2
-    fig_h = max(2.0, 0.32 * len(rows) * top.shape[2] / 32)
+    fig_h = max(2.0, 0.32 * len(labels) * top.shape[2] / 32)
     fig, ax = plt.subplots(figsize=(max(4.0, per_row * top.shape[3] / 40 + 2.2), fig_h))
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_yticks([h_cell * (i + 0.5) for i in range(len(labels))], labels, fontsize=7)
     ax.set_xticks([])
     ax.set_title("probes: " + ", ".join(names), fontsize=8)
-    path = out_dir / "reconstructions.png"
-    _save_figure(fig, path)
-    return path
+    return _png(fig)
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -87,3 +87,20 @@ def test_report_tiling_matches_torchvision_make_grid():
     images = torch.rand(7, 3, 8, 6)
     for per_row in (1, 3, 7, 9):
         assert torch.equal(tile(images, per_row), make_grid(images, nrow=per_row, padding=2, pad_value=1.0))
+
+
+def test_figures_are_copied_from_the_cache_only_when_their_data_is_unchanged(tmp_path, small_run):
+    from privbench.report import privacy_utility_plots
+
+    cache = Cache(tmp_path / "cache")
+    drawn = privacy_utility_plots(small_run.frame, tmp_path / "a", cache=cache)
+    assert drawn and cache.misses == len(drawn) and cache.hits == 0
+    copied = privacy_utility_plots(small_run.frame, tmp_path / "b", cache=cache)
+    assert cache.hits == len(drawn)
+    assert [p.read_bytes() for p in drawn] == [p.read_bytes() for p in copied]
+    changed = small_run.frame.copy()
+    changed.loc[(changed.metric == "psnr") & (changed.strength > 0), "value"] += 1.0
+    hits = cache.hits
+    redrawn = {p.name: p for p in privacy_utility_plots(changed, tmp_path / "c", cache=cache)}
+    assert cache.hits == hits + len(drawn) - 1  # only the psnr figure is redrawn
+    assert redrawn["privacy_utility_psnr.png"].read_bytes() != (tmp_path / "a" / "privacy_utility_psnr.png").read_bytes()
