@@ -23,6 +23,8 @@ COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dat
            "ci_low", "ci_high", "ci_method", "n", "seconds"]
 #: ``kind=cost`` metrics that are timings: they depend on the machine and its load, never on the code alone
 TIMING_METRICS = ("edge-latency-ms", "edge-images-per-s")
+#: Columns stored as floats (``read_csv`` restores them as such).
+FLOAT_COLUMNS = ["strength", "value", "ci_low", "ci_high", "seconds"]
 #: Columns that identify a grid point + metric (used by regress and worst-case aggregation).
 KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality", "attack",
                "metric"]
@@ -60,7 +62,10 @@ def read_csv(path: Path) -> pd.DataFrame:
 
     if not Path(path).is_file():
         raise PrivbenchError(f"results file not found: {path}")
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    # The numeric columns are read as floats whatever their values look like: "%.6g" writes 1.0 as "1", and a
+    # table whose strengths are all integral would otherwise read back as integers.
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                        dtype={c: "float64" for c in FLOAT_COLUMNS})
     missing = [c for c in ("metric", "value", "defense", "attack", "kind") if c not in frame.columns]
     if missing:
         raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")

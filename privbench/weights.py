@@ -28,3 +28,15 @@ def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, t
     if not isinstance(state, dict):
         raise PrivbenchError(f"{what} file {path} does not hold a state dict")
     return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights_into(network: torch.nn.Module, path: str | Path, what: str) -> None:
+    """Load the state dict in ``path`` into ``network`` exactly (strict), or fail with one line naming the file,
+    the model (``what``) and the first mismatch."""
+    state = load_state_dict_file(path)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
+        raise PrivbenchError(f"weights {Path(path).expanduser()} do not fit {what}: {detail}") from None

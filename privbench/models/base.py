@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 
+from privbench.fingerprint import file_digest
 from privbench.registry import Component
 from privbench.split import SplitModel, cut_sequential
 
@@ -35,5 +36,19 @@ class ModelSpec(Component):
         return SplitModel(front, back, model=self.name, split=split, input_shape=input_shape,
                           num_classes=num_classes)
 
+    @property
+    def label(self) -> str:
+        """The ``model`` column of the results."""
+        return self.name
+
+    @property
+    def given_weights(self) -> str:
+        """The weights file the user named (``weights`` parameter), or ``""``."""
+        return str(self.params.get("weights") or "")
+
+    def content(self) -> dict[str, Any]:
+        """Digests of the files the network depends on (its weights file), so an overwritten file recomputes."""
+        return {"weights": file_digest(self.given_weights)} if self.given_weights else {}
+
     def spec(self) -> dict:
-        return {"model": self.name, "params": self.params}
+        return {"model": self.name, "params": self.params, **self.content()}

@@ -11,13 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from privbench.errors import PrivbenchError
 from privbench.models.base import ModelSpec
 from privbench.models.builtin_cnn import IMAGENET_MEAN, IMAGENET_STD
 from privbench.models.fx_split import fx_split
 from privbench.registry import MODELS, Param
 from privbench.split import Normalize, SplitModel
-from privbench.weights import load_state_dict_file
+from privbench.weights import load_weights_into
 
 
 class WithNormalize(nn.Module):
@@ -38,7 +37,8 @@ class TorchvisionClassifier(ModelSpec):
 
     arch = ""
     params = (
-        Param("weights", str, "", "local state-dict file (torchvision key names); empty = train here"),
+        Param("weights", str, "", "local state-dict file (torchvision key names), used as given (fine-tune "
+                                  "with model.fine_tune); empty = train here"),
     )
 
     def build(self, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
@@ -46,12 +46,7 @@ class TorchvisionClassifier(ModelSpec):
 
         net = getattr(torchvision.models, self.arch)(weights=None, num_classes=num_classes)
         if self.params["weights"]:
-            state = load_state_dict_file(self.params["weights"])
-            try:
-                net.load_state_dict(state)
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0]
-                raise PrivbenchError(f"weights do not fit {self.arch} with {num_classes} classes: {first}") from None
+            load_weights_into(net, self.params["weights"], f"{self.arch} with {num_classes} classes")
         return WithNormalize(net)
 
     def split_model(self, network: nn.Module, split: str, num_classes: int,
