@@ -29,7 +29,8 @@ EPOCHS = 10
 
 
 def clean_classifier(probes: ImageSet, context: MetricContext) -> nn.Module:
-    """A classifier for ``probes``' classes trained on the clean train subset of its family (cached)."""
+    """A classifier for ``probes``' classes trained on the clean train subset of its family (cached), in eval
+    mode on ``context.device``."""
     from privbench.recognizers import par
     from privbench.recognizers.base import cached_training, training_data
 
@@ -41,16 +42,21 @@ def clean_classifier(probes: ImageSet, context: MetricContext) -> nn.Module:
     def train() -> nn.Module:
         data = dataset.load(context.cache)
         return par.train_classifier(data.images, data.labels["label"], classes, multilabel=False,
-                                    seed=context.seed, epochs=EPOCHS, kind="attack-classifier", head="pool")
+                                    seed=context.seed, epochs=EPOCHS, kind="attack-classifier", head="pool",
+                                    device=context.device)
 
     network = par.SmallClassifier(classes, size=probes.size[0], head="pool")
-    network.load_state_dict(cached_training(context.cache, "attack-classifier", spec, train))
-    return network.eval()
+    network.load_state_dict(cached_training(context.cache, "attack-classifier", spec, train,
+                                            device=context.device))
+    return network.to(context.device).eval()
 
 
 @METRICS.register("attack-acc")
 class AttackAccuracy(Metric):
     """Top-1 accuracy of an independently trained classifier on the reconstructions."""
+
+    version = ATTACK_CLASSIFIER_VERSION
+    synthetic_family = "synth-scenes"
 
     summary = "top-1 accuracy of a clean-trained classifier on reconstructions (papers 002/003; Wilson CI)"
     side = "privacy"

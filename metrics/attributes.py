@@ -41,7 +41,8 @@ ADAPT_LR = 1e-3
 
 
 def clean_par_model(probes: ImageSet, context: MetricContext) -> tuple[nn.Module, dict]:
-    """The built-in PAR model for ``probes``' size, trained on clean synthetic pedestrians (cached)."""
+    """The built-in PAR model for ``probes``' size, trained on clean synthetic pedestrians (cached), in eval
+    mode on ``context.device``."""
     from privbench.recognizers import par
     from privbench.recognizers.base import cached_training, training_data
 
@@ -53,11 +54,11 @@ def clean_par_model(probes: ImageSet, context: MetricContext) -> tuple[nn.Module
     def train() -> nn.Module:
         data = dataset.load(context.cache)
         return par.train_classifier(data.images, data.labels["attributes"], attributes, multilabel=True,
-                                    seed=context.seed)
+                                    seed=context.seed, device=context.device)
 
     network = par.SmallClassifier(attributes, size=probes.size[0])
-    network.load_state_dict(cached_training(context.cache, "par", spec, train))
-    return network.eval(), spec
+    network.load_state_dict(cached_training(context.cache, "par", spec, train, device=context.device))
+    return network.to(context.device).eval(), spec
 
 
 def bootstrap_weights(n: int, resamples: int, seed: int) -> torch.Tensor:
@@ -77,8 +78,10 @@ def percentile_interval(values: torch.Tensor, level: float) -> tuple[float, floa
 
 
 class _ParMetric(Metric):
+    version = PAR_RECOGNIZER_VERSION
     side = "privacy"
     requires = ("attributes",)
+    synthetic_family = "synth-pedestrians"
     params = (
         Param("protocol", str, "clean-model", "clean-model: PAR trained on clean images; adversary-trained: "
               "PAR trained on reconstructions of half the probes, tested on the other half (paper 004)",
@@ -90,6 +93,10 @@ class _ParMetric(Metric):
         Param("bootstrap", int, 1000, "bootstrap resamples for the confidence interval", low=50,
               high=100_000),
     )
+
+    def check(self, probes: str, synthetic: bool) -> None:
+        """Always scorable: on real data PAR is trained on one half of the probes (clean originals for
+        ``clean-model``, reconstructions for ``adversary-trained``) and tested on the other (n is half)."""
 
     def predictions(self, inputs: PrivacyInputs, context: MetricContext) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted, true) binary N'×A attributes of the evaluated images."""
@@ -124,10 +131,12 @@ class _ParMetric(Metric):
             network = copy.deepcopy(start) if start is not None else None
             return par.train_classifier(images, gt[train_idx], gt.shape[1], multilabel=True,
                                         seed=context.seed, epochs=epochs, network=network, lr=lr,
-                                        kind="par-adapt", train_mode=freeze_batchnorm if network else None)
+                                        kind="par-adapt", train_mode=freeze_batchnorm if network else None,
+                                        device=context.device)
 
         network = par.SmallClassifier(gt.shape[1], size=int(recon.shape[-1]))
-        network.load_state_dict(cached_training(context.cache, "par-adapt", key, train))
+        network.load_state_dict(cached_training(context.cache, "par-adapt", key, train, device=context.device))
+        network.to(context.device)
         return predict(network, recon[test_idx], context.device) > 0, gt[test_idx]
 
     def weights(self, n: int, context: MetricContext, name: str) -> torch.Tensor:

@@ -4,7 +4,8 @@ A recognizer is the adversary's (or the evaluator's) tool for *reading* private 
 (who is this, what does the plate say, which attributes does the person have). privbench trains its built-in
 recognizers on clean synthetic data of the **same family and resolution as the probe set they score**, from a
 split that is disjoint from the probes (the synthetic ``train`` subset, whose identities and strings never
-occur in ``test``), and caches the trained weights as plain state dicts.
+occur in ``test``), and caches the trained weights as plain state dicts. Training runs on the run's device
+(``--device``): the network and every batch are moved there; the cached state dicts are on the CPU.
 
 CPU notes. Recognizer training uses torch's intra-op thread count (by default one per core; set
 ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` to change it). On this project's idle 2-core machine two
@@ -70,9 +71,13 @@ def training_precision(requested: str = "auto") -> str:
     return choice
 
 
-def autocast(precision: str):
-    """bfloat16 autocast for ``precision == "bf16"`` (BatchNorm and losses stay in float32)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(precision: str, device: torch.device | str):
+    """bfloat16 autocast on ``device``'s type for ``precision == "bf16"`` (BatchNorm and losses stay in float32).
+
+    Autocast only affects operations on its own device type: a CPU autocast around a CUDA network would
+    silently train it in float32.
+    """
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def synthetic_family(probes: ImageSet) -> str:
@@ -80,11 +85,16 @@ def synthetic_family(probes: ImageSet) -> str:
 
     Raises :class:`MetricUnavailable` for real data: the built-in recognizers only know the synthetic
     families; real data needs pretrained weights (facenet, LPRNet) or a protocol that trains on the probes.
+    ``run`` and ``eval`` refuse such a metric before computing anything (``Metric.check``, with the metric's
+    own how-to); this is the last line of defence for callers that skip that check.
     """
     family = str(probes.meta.get("family") or probes.name.split("/")[0])
     if not probes.meta.get("synthetic") or family not in DATASETS:
-        raise MetricUnavailable(f"the built-in recognizer is trained on synthetic data and '{probes.name}' "
-                                "is not synthetic (pass pretrained weights instead)")
+        raise MetricUnavailable(f"'{probes.name}' holds real images and the built-in recognizers are trained on "
+                                "synthetic data only: name a pretrained one in the metric's parameters (face-id "
+                                "embedder=facenet weights=PATH, plate weights=PATH; see `privbench list "
+                                "metrics`), or for folders of a synthetic family's images use `privbench eval "
+                                "--synthetic FAMILY`")
     return family
 
 
@@ -104,14 +114,16 @@ def training_data(probes: ImageSet, **params: Any) -> Dataset:
     return DATASETS.create(family, subset=subset, size=height, seed=int(probes.meta.get("seed", 0)), **params)
 
 
-def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callable[[], nn.Module],
-                    precision: str = "auto") -> dict[str, torch.Tensor]:
+def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callable[[], nn.Module], *,
+                    device: torch.device | str, precision: str = "auto") -> dict[str, torch.Tensor]:
     """The trained state dict of recognizer ``kind`` for ``spec``: from the cache, or trained now and stored.
 
-    ``train`` builds and trains the network, in the precision ``training_precision(precision)``, which is
-    part of the key (``auto`` and the precision it resolves to share an entry). Only tensors are
-    stored (``torch.load(weights_only=True)`` safe), plus the training time (wall clock and CPU seconds; on a
-    shared machine the CPU time is the better measure of the work).
+    ``train`` builds and trains the network on ``device``, in the precision ``training_precision(precision)``.
+    Both are part of the key: ``auto`` and the precision it resolves to share an entry, and the device type
+    separates CPU from CUDA artifacts (different kernels, different floating-point results). ``device`` has no
+    default so that no caller can train on one device and file the result under another. Only tensors are
+    stored, on the CPU (``torch.load(weights_only=True)`` safe), plus the training time (wall clock and CPU
+    seconds; on a shared machine the CPU time is the better measure of the work).
     """
 
     def create() -> dict[str, Any]:
@@ -122,7 +134,7 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callab
                 "cpu_seconds": round(time.process_time() - cpu, 3)}
 
     key = {"recognizer": kind, "precision": training_precision(precision), "threads": torch.get_num_threads(),
-           **spec}
+           "device": torch.device(device).type, **spec}
     return cache.get_or_create("recognizer", key, create)["state"]
 
 

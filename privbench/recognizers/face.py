@@ -114,17 +114,20 @@ def prototype_loss(embeddings: torch.Tensor, identities: int, per_identity: int,
     prototypes = F.normalize(sums.squeeze(1), dim=-1)
     own = F.normalize(sums - e, dim=-1)
     sim = e.reshape(identities * per_identity, -1) @ prototypes.T
-    target = torch.arange(identities).repeat_interleave(per_identity)
-    sim[torch.arange(len(target)), target] = (e * own).sum(dim=-1).reshape(-1)
+    target = torch.arange(identities, device=embeddings.device).repeat_interleave(per_identity)
+    sim[torch.arange(len(target), device=target.device), target] = (e * own).sum(dim=-1).reshape(-1)
     return F.cross_entropy(scale * sim, target)
 
 
 def train_face_embedder(images: torch.Tensor, identity_index: torch.Tensor, seed: int,
-                        epochs: int = EPOCHS, precision: str = "auto") -> FaceEmbedder:
+                        epochs: int = EPOCHS, precision: str = "auto",
+                        device: torch.device | str = "cpu") -> FaceEmbedder:
     """Train the built-in embedder on uint8 images whose identities are ``identity_index`` (0..I-1).
 
     Every identity must have the same number of images (the synthetic train subset is laid out that way).
-    ``precision`` is ``auto``, ``fp32`` or ``bf16`` (see :func:`training_precision`).
+    ``precision`` is ``auto``, ``fp32`` or ``bf16`` (see :func:`training_precision`). The network (and its
+    weight average) trains on ``device``; the images stay on the CPU and go there one batch at a time, as
+    uint8 (a quarter of the float transfer).
     """
     torch.manual_seed(training_seed(seed, "face"))
     counts = torch.bincount(identity_index)
@@ -133,7 +136,7 @@ def train_face_embedder(images: torch.Tensor, identity_index: torch.Tensor, seed
         raise PrivbenchError("face embedder training needs the same number (≥ 2) of images per identity")
     order = torch.argsort(identity_index, stable=True)
     grouped = images[order].view(len(counts), per, *images.shape[1:])
-    network = FaceEmbedder(int(images.shape[-1])).to(memory_format=torch.channels_last)
+    network = FaceEmbedder(int(images.shape[-1])).to(device, memory_format=torch.channels_last)
     network.train()
     precision = training_precision(precision)
     p = min(IDENTITIES_PER_BATCH, len(counts))
@@ -147,8 +150,8 @@ def train_face_embedder(images: torch.Tensor, identity_index: torch.Tensor, seed
     for _ in range(epochs):
         people = torch.randperm(len(counts), generator=generator)
         for step in range(steps_per_epoch):
-            batch = grouped[people[step * p:(step + 1) * p]].flatten(0, 1).float().div_(255.0)
-            with autocast(precision):
+            batch = grouped[people[step * p:(step + 1) * p]].flatten(0, 1).to(device).float().div_(255.0)
+            with autocast(precision, device):
                 embeddings = network(batch)
             loss = prototype_loss(embeddings, p, per)
             optimizer.zero_grad(set_to_none=True)

@@ -108,11 +108,13 @@ def plate_scores(decoded: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
 
 
 def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, blank: int) -> torch.Tensor:
-    """CTC loss of N×C×T logits against -1-padded N×L targets (blank = ``blank``)."""
+    """CTC loss of N×C×T logits against -1-padded N×L targets (blank = ``blank``), on the logits' device
+    (torch's CUDA CTC kernel wants the targets on the GPU, its CPU kernel on the CPU)."""
+    targets = targets.to(logits.device)
     log_probs = logits.permute(2, 0, 1).log_softmax(dim=2)
     lengths = (targets >= 0).sum(dim=1)
     flat = targets[targets >= 0]
-    steps = torch.full((len(targets),), log_probs.shape[0], dtype=torch.long)
+    steps = torch.full((len(targets),), log_probs.shape[0], dtype=torch.long, device=logits.device)
     return F.ctc_loss(log_probs, flat, steps, lengths, blank=blank, zero_infinity=True)
 
 
@@ -226,11 +228,13 @@ def load_lprnet(path: str | Path) -> LPRNet:
 
 def train_small_lpr(images: torch.Tensor, boxes: torch.Tensor, texts: Sequence[str], alphabet: str,
                     seed: int, epochs: int = EPOCHS, network: nn.Module | None = None, lr: float = LR,
-                    train_mode: Callable[[nn.Module], None] | None = None) -> nn.Module:
+                    train_mode: Callable[[nn.Module], None] | None = None,
+                    device: torch.device | str = "cpu") -> nn.Module:
     """Train (or fine-tune, when ``network`` is given) a recognizer with CTC on uint8/float images.
 
     ``train_mode`` puts the network in training mode (default ``network.train()``; fine-tuning freezes
-    BatchNorm statistics instead).
+    BatchNorm statistics instead). The plates are cropped once on the CPU; the network is moved to ``device``
+    and every batch of crops follows it there.
     """
     torch.manual_seed(training_seed(seed, "lpr"))
     length = max(len(t) for t in texts)
@@ -239,7 +243,7 @@ def train_small_lpr(images: torch.Tensor, boxes: torch.Tensor, texts: Sequence[s
     targets = encode_texts(texts, alphabet, length)
     if (targets == -2).any():
         raise PrivbenchError("plate strings contain characters outside the recognizer's alphabet")
-    network = (network or SmallLPR(len(alphabet) + 1)).to(memory_format=torch.channels_last)
+    network = (network or SmallLPR(len(alphabet) + 1)).to(device, memory_format=torch.channels_last)
     precision = training_precision()
     if train_mode is None:
         network.train()
@@ -253,8 +257,8 @@ def train_small_lpr(images: torch.Tensor, boxes: torch.Tensor, texts: Sequence[s
         order = torch.randperm(len(crops), generator=generator)
         for start in range(0, len(crops), BATCH):
             idx = order[start:start + BATCH]
-            with autocast(precision):
-                logits = network(crops[idx])
+            with autocast(precision, device):
+                logits = network(crops[idx].to(device))
             loss = ctc_loss(logits.float(), targets[idx], blank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -68,16 +68,19 @@ class SmallClassifier(nn.Module):
 
 def train_classifier(images: torch.Tensor, targets: torch.Tensor, outputs: int, *, multilabel: bool,
                      seed: int, epochs: int = EPOCHS, network: nn.Module | None = None, lr: float = LR,
-                     kind: str = "par", head: str = "flatten", train_mode=None) -> nn.Module:
+                     kind: str = "par", head: str = "flatten", train_mode=None,
+                     device: torch.device | str = "cpu") -> nn.Module:
     """Train (or fine-tune, when ``network`` is given) with BCE (multi-label) or cross-entropy (single label).
 
-    ``images`` are uint8 (or float in [0, 1]) N×3×S×S; a random ±1 px translation is the only augmentation.
-    ``train_mode`` puts the network in training mode (default ``network.train()``).
+    ``images`` are uint8 (or float in [0, 1]) N×3×S×S on the CPU; a random ±1 px translation is the only
+    augmentation. ``train_mode`` puts the network in training mode (default ``network.train()``). The network
+    is moved to ``device`` and trained there, one batch at a time (the images stay on the CPU); the batch
+    order and the translations are drawn on the CPU, so they do not depend on the device.
     """
     torch.manual_seed(training_seed(seed, kind))
     x_all = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     network = network or SmallClassifier(outputs, size=int(x_all.shape[-1]), head=head)
-    network = network.to(memory_format=torch.channels_last)
+    network = network.to(device, memory_format=torch.channels_last)
     if train_mode is None:
         network.train()
     else:
@@ -91,14 +94,14 @@ def train_classifier(images: torch.Tensor, targets: torch.Tensor, outputs: int, 
         for start in range(0, len(x_all), BATCH):
             idx = order[start:start + BATCH]
             dy, dx = torch.randint(-1, 2, (2,), generator=generator).tolist()
-            x = torch.roll(x_all[idx], shifts=(dy, dx), dims=(2, 3))
+            x = torch.roll(x_all[idx].to(device), shifts=(dy, dx), dims=(2, 3))
             x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(precision):
+            with autocast(precision, device):
                 logits = network(x).float()
             if multilabel:
-                loss = F.binary_cross_entropy_with_logits(logits, targets[idx].float())
+                loss = F.binary_cross_entropy_with_logits(logits, targets[idx].to(device).float())
             else:
-                loss = F.cross_entropy(logits, targets[idx])
+                loss = F.cross_entropy(logits, targets[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
