@@ -17,7 +17,7 @@ import torch
 
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Remedy, Score
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in embedder's training changes (part of its cache key)
@@ -65,10 +65,12 @@ def builtin_embedder(probes: ImageSet, context: MetricContext,
 
     def train() -> torch.nn.Module:
         data = dataset.load(context.cache)
-        return face.train_face_embedder(data.images, data.labels["label"], context.seed, precision=resolved)
+        return face.train_face_embedder(data.images, data.labels["label"], context.seed, precision=resolved,
+                                        device=context.device)
 
     network = face.FaceEmbedder(size)
-    network.load_state_dict(cached_training(context.cache, "face", spec, train, precision=resolved))
+    network.load_state_dict(cached_training(context.cache, "face", spec, train, device=context.device,
+                                            precision=resolved))
     network.to(context.device).eval()
     return lambda images: predict(network, images, context.device)
 
@@ -77,9 +79,12 @@ def builtin_embedder(probes: ImageSet, context: MetricContext,
 class FaceIdentification(Metric):
     """Rank-k face identification rate of reconstructions against a gallery (paper 000 §V-A)."""
 
+    version = FACE_RECOGNIZER_VERSION
+
     summary = "face identification (paper 000 §V-A): rank-k nearest gallery neighbour by cosine (Wilson CI)"
     side = "privacy"
     requires = ("identity",)
+    synthetic_family = "synth-faces"
     params = (
         Param("gallery", str, "clean", "what the gallery holds: clean originals or reconstructions",
               choices=("clean", "reconstructed")),
@@ -102,6 +107,27 @@ class FaceIdentification(Metric):
             from privbench.recognizers.face import facenet_weights_path
 
             facenet_weights_path(self.params["weights"])  # a named file must exist: fail now, not mid-run
+
+    def builtin_recognizer(self) -> bool:
+        return self.params["embedder"] == "builtin"
+
+    def real_data_remedies(self) -> list[Remedy]:
+        from privbench.recognizers.face import FACENET_CHECKPOINT, torch_home
+
+        return [Remedy({"embedder": "facenet", "weights": "PATH"}, "PATH: a facenet-pytorch VGGFace2 state dict"),
+                Remedy({"embedder": "facenet"}, f"with {FACENET_CHECKPOINT} in {torch_home() / 'checkpoints'}")]
+
+    def check(self, probes: str, synthetic: bool) -> None:
+        """Real images need facenet; facenet needs its VGGFace2 checkpoint on disk (nothing is downloaded)."""
+        super().check(probes, synthetic)
+        if self.params["embedder"] == "facenet" and not self.params["weights"]:
+            from privbench.recognizers.face import FACENET_CHECKPOINT, torch_home
+
+            path = torch_home() / "checkpoints" / FACENET_CHECKPOINT
+            if not path.is_file():
+                raise RecognizerMissing(self.name, f"facenet's VGGFace2 weights are not on disk ({path})",
+                                        [Remedy({}, f"put {FACENET_CHECKPOINT} in {path.parent}"),
+                                         Remedy({"weights": "PATH"}, "a facenet-pytorch VGGFace2 state dict")])
 
     def embedder(self, probes: ImageSet, context: MetricContext) -> Callable[[torch.Tensor], torch.Tensor]:
         if self.params["embedder"] == "facenet":

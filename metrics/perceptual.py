@@ -3,9 +3,9 @@
 LPIPS compares deep features of a pretrained backbone (AlexNet or VGG-16, ImageNet weights) through linear
 heads calibrated on human judgements. The ``lpips`` package ships the heads; the backbone weights come from
 torchvision and must already be on disk — torchvision's checkpoint in ``$TORCH_HOME/hub/checkpoints/`` or a
-file the user names (``weights``). Nothing is downloaded: without the backbone the metric is reported as
-unavailable with the reason, never scored with a random backbone (a random AlexNet gives numbers that look
-plausible and mean nothing).
+file the user names (``weights``). Nothing is downloaded: without the backbone ``run`` and ``eval`` stop before
+computing anything, saying where to put the file (:meth:`LPIPS.check`); it is never scored with a random
+backbone (a random AlexNet gives numbers that look plausible and mean nothing).
 
 Per image, on [0, 1] RGB (scaled to [-1, 1] as LPIPS expects), averaged over images with a normal interval.
 Lower = more similar = more revealed.
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from privbench.errors import MetricUnavailable, PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.errors import PrivbenchError
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Remedy, Score
 from privbench.registry import METRICS, Param
 from privbench.split import batches
 from privbench.weights import load_state_dict_file
@@ -39,9 +39,10 @@ def backbone_path(net: str, weights: str = "") -> Path:
         return path
     path = Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
     if not path.is_file():
-        raise MetricUnavailable(f"LPIPS needs the pretrained {net} backbone, not on disk ({path}); put "
-                                f"{BACKBONE_FILES[net]} there or pass weights=PATH (a random backbone is "
-                                "never used)")
+        raise RecognizerMissing("lpips", f"the pretrained {net} backbone is not on disk ({path}; a random "
+                                "backbone is never used)",
+                                [Remedy({}, f"put {BACKBONE_FILES[net]} in {path.parent}"),
+                                 Remedy({"weights": "PATH"}, f"PATH: torchvision's {BACKBONE_FILES[net]}")])
     return path
 
 
@@ -72,7 +73,7 @@ def _lpips_model(net: str, path: str, mtime: float) -> nn.Module:
 class LPIPS(Metric):
     """LPIPS distance between original and reconstruction (needs the backbone weights on disk)."""
 
-    summary = "LPIPS perceptual distance (lpips package; pretrained backbone from disk, else unavailable)"
+    summary = "LPIPS perceptual distance (lpips package; needs the pretrained backbone on disk)"
     side = "privacy"
     higher_is_leakier = False
     params = (
@@ -84,6 +85,10 @@ class LPIPS(Metric):
     def _check_params(self) -> None:
         if self.params["weights"]:
             backbone_path(self.params["net"], self.params["weights"])
+
+    def check(self, probes: str, synthetic: bool) -> None:
+        """The backbone must be on disk, whatever the probes (raises :class:`RecognizerMissing`)."""
+        backbone_path(self.params["net"], self.params["weights"])
 
     def score(self, inputs: PrivacyInputs, context: MetricContext) -> Score:
         path = backbone_path(self.params["net"], self.params["weights"])

@@ -29,7 +29,7 @@ from torch import nn
 
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Remedy, Score
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in recognizer's training changes (part of its cache key)
@@ -51,16 +51,18 @@ def builtin_recognizer(probes: ImageSet, context: MetricContext) -> tuple[nn.Mod
     def train() -> nn.Module:
         data = dataset.load(context.cache)
         return lpr.train_small_lpr(data.images, data.labels["bbox"], data.labels["text"],
-                                   str(data.meta["alphabet"]), context.seed)
+                                   str(data.meta["alphabet"]), context.seed, device=context.device)
 
     network = lpr.SmallLPR(len(alphabet) + 1)
-    network.load_state_dict(cached_training(context.cache, "lpr", spec, train))
+    network.load_state_dict(cached_training(context.cache, "lpr", spec, train, device=context.device))
     return network.eval(), alphabet, spec
 
 
 class _PlateMetric(Metric):
+    version = PLATE_RECOGNIZER_VERSION
     side = "privacy"
     requires = ("text", "bbox")
+    synthetic_family = "synth-plates"
     params = (
         Param("adapt", int, 0, "fine-tune the recognizer this many epochs on reconstructions of a held-out "
               "half of the probes before reading the other half (paper 000 §V-B); 0 = off", low=0, high=1000),
@@ -71,6 +73,13 @@ class _PlateMetric(Metric):
     def _check_params(self) -> None:
         if self.params["weights"] and not Path(self.params["weights"]).expanduser().is_file():
             raise PrivbenchError(f"metric '{self.name}': LPRNet weights not found: {self.params['weights']}")
+
+    def builtin_recognizer(self) -> bool:
+        return not self.params["weights"]
+
+    def real_data_remedies(self) -> list[Remedy]:
+        return [Remedy({"weights": "PATH"}, "PATH: an LPRNet state dict, PyTorch-port layout, 68 classes with the "
+                       "blank last, for Chinese plates such as CCPD")]
 
     def recognizer(self, probes: ImageSet, context: MetricContext) -> tuple[nn.Module, str, dict]:
         if self.params["weights"]:
@@ -108,10 +117,11 @@ class _PlateMetric(Metric):
                 freeze_batchnorm(tuned)
                 return lpr.train_small_lpr(recon[tune], boxes[tune], [texts[i] for i in tune.tolist()],
                                            alphabet, context.seed, epochs=epochs, network=tuned, lr=ADAPT_LR,
-                                           train_mode=freeze_batchnorm)
+                                           train_mode=freeze_batchnorm, device=context.device)
 
             network = copy.deepcopy(network)
-            network.load_state_dict(cached_training(context.cache, "lpr-adapt", key, fine_tune))
+            network.load_state_dict(cached_training(context.cache, "lpr-adapt", key, fine_tune,
+                                                    device=context.device))
         decoded = lpr.read_plates(network, recon[scored], boxes[scored], context.device)
         length = max(len(t) for t in texts)
         targets = lpr.encode_texts([texts[i] for i in scored.tolist()], alphabet, length)

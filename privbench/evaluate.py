@@ -8,46 +8,70 @@ Two sources of reconstructions:
 - a **pair of image folders** (``--recon``, ``--orig``): image files with the same relative paths. Labels come
   from a CSV (``--labels``: a ``file`` column with the relative path, then any of ``identity``, ``label``,
   ``text``, ``x1, y1, x2, y2`` (plate box) and 0/1 attribute columns) or, for faces, from a folder per person.
-  ``--synthetic FAMILY`` says the images are that synthetic family's (built-in recognizers then train on its
-  ``train`` subset at the images' size).
+  ``--synthetic FAMILY`` says the images are that synthetic family's: built-in recognizers then train on its
+  ``train`` subset at the family's own resolution (:func:`family_resolution`), and folder images of another
+  size are resized to it (bilinear, antialiased), with a note that says so.
+
+A metric that cannot score the images stops ``eval`` with one line that says how to provide what it lacks
+(:meth:`~privbench.metrics.base.Metric.check`, e.g. facenet weights for real faces), before anything is
+computed; an unavailable score is an error here, not a row with a note: ``eval`` scores one metric, so a table
+without its value answers nothing.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+import yaml
 from PIL import Image
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
-from privbench.data.real import IMAGE_SUFFIXES
+from privbench.data.real import IMAGE_SUFFIXES, RealDataset
 from privbench.device import resolve_device
 from privbench.errors import MetricUnavailable, PrivbenchError
-from privbench.metrics.base import Metric, MetricContext, PrivacyInputs
+from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Style
 from privbench.registry import ATTACKS, DATASETS
 
-COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method",
-           "n", "note"]
+COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method", "n"]
 
 
-def _score(metric: Metric, inputs: PrivacyInputs, context: MetricContext, **where: Any) -> dict[str, Any]:
+def _score(metric: Metric, inputs: PrivacyInputs, context: MetricContext, style: Style,
+           **where: Any) -> dict[str, Any]:
     row: dict[str, Any] = {**where, "metric": metric.name}
     try:
         s = metric.score(inputs, context)
     except MetricUnavailable as exc:
-        return {**row, "note": f"unavailable ({exc})"}
+        raise _unavailable(metric, str(where.get("dataset", "")), exc, style) from None
     return {**row, "value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high, "ci_method": s.ci_method,
-            "n": s.n, "note": ""}
+            "n": s.n}
+
+
+def _unavailable(metric: Metric, dataset: str, exc: MetricUnavailable, style: Style) -> PrivbenchError:
+    """The one-line user error of a metric that cannot score ``dataset``, with its how-to for the command line."""
+    if isinstance(exc, RecognizerMissing):
+        return PrivbenchError(exc.message(style))
+    return PrivbenchError(f"metric '{metric.name}' cannot score {dataset}: {exc}")
+
+
+def _check(metric: Metric, name: str, synthetic: bool, style: Style) -> None:
+    """:meth:`Metric.check` as a user error: run before any reconstruction is computed or recognizer trained."""
+    try:
+        metric.check(name, synthetic)
+    except MetricUnavailable as exc:
+        raise _unavailable(metric, name, exc, style) from None
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
-    return frame.reindex(columns=[c for c in COLUMNS if c in frame.columns or c in ("value", "n", "note")])
+    return frame.reindex(columns=[c for c in COLUMNS if c in frame.columns])
 
 
 def check_privacy_metric(metric: Metric) -> None:
@@ -70,17 +94,17 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
                              "run it again)")
     config = load_config(path, {"device": device} if device else None)
     bench = Benchmark(config, cache, progress=False)
+    applicable = [i for i, p in enumerate(config.probes) if metric.applies_to(bench.probes[i])]
+    for i in applicable:
+        _check(metric, bench.probe_name(i), bool(bench.probes[i].meta.get("synthetic")), "cli")
     rows = []
-    for defense in bench.defense_settings():
+    for defense in bench.defense_settings() if applicable else []:
         for attack_cfg in config.attacks:
-            applicable = [i for i, p in enumerate(config.probes) if metric.applies_to(bench.probes[i])]
-            if not applicable:
-                continue
             recon = bench.reconstructions(defense, ATTACKS.create(attack_cfg.name, **attack_cfg.params))
             for i in applicable:
                 name, probe = bench.probe_name(i), bench.probes[i]
                 inputs = PrivacyInputs(probe.floats(), recon[name].float().div(255.0), probe)
-                rows.append(_score(metric, inputs, bench.context, defense=defense.name,
+                rows.append(_score(metric, inputs, bench.context, "cli", defense=defense.name,
                                    strength=defense.strength, attack=attack_cfg.name, dataset=name))
     if not rows:
         names = ", ".join(bench.probe_name(i) for i in range(len(config.probes)))
@@ -145,9 +169,41 @@ def _labels_from_csv(path: Path, files: list[Path]) -> dict[str, Any]:
     return {"labels": labels, "attribute_names": attributes}
 
 
+def synthetic_family_class(family: str) -> type:
+    """The dataset class of ``--synthetic FAMILY``; a real loader (lfw, ccpd, ...) is no synthetic family."""
+    cls = DATASETS.get(family)
+    if issubclass(cls, RealDataset):
+        synthetic = ", ".join(n for n, c in DATASETS.items() if not issubclass(c, RealDataset))
+        raise PrivbenchError(f"--synthetic {family}: '{family}' is a real dataset, not a synthetic family "
+                             f"(choose from: {synthetic})")
+    return cls
+
+
+def family_resolution(family: str) -> int:
+    """The image size at which a synthetic family's built-in recognizers are trained for folders.
+
+    That is the size of the family's sets in the embedded default benchmark (32 px for all four), where the
+    recognizers are validated (README, "Do the identity metrics measure identity?") and where a default run
+    has already trained and cached them; a family the default does not use falls back to its declared
+    ``size`` default. Not the folder images' size: a recognizer trained at, say, LFW's 250 px would take many
+    minutes to train on tens of thousands of generated images, and nobody has checked what it measures.
+    """
+    from privbench.config import default_config_text
+
+    default = yaml.safe_load(default_config_text())
+    for entry in [default["task"]["train"], default["task"]["test"], *default["attacker_data"],
+                  *default["probes"]]:
+        if entry["name"] == family and "size" in (entry.get("params") or {}):
+            return int(entry["params"]["size"])
+    sizes = [p.default for p in synthetic_family_class(family).params if p.name == "size"]
+    if not sizes:
+        raise PrivbenchError(f"--synthetic {family}: the dataset has no 'size' parameter")
+    return int(sizes[0])
+
+
 def _family_meta(family: str, size: int, seed: int) -> dict[str, Any]:
     """Dataset-level meta (alphabet, attribute names, classes, ...) of a synthetic family, from one image."""
-    cls = DATASETS.get(family)
+    cls = synthetic_family_class(family)
     names = {p.name for p in cls.params}
     small = {k: 1 for k in ("n", "identities", "per_identity") if k in names}
     meta = dict(cls(size=size, seed=seed, **small).build().meta)
@@ -155,9 +211,17 @@ def _family_meta(family: str, size: int, seed: int) -> dict[str, Any]:
     return meta
 
 
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 N×3×H×W -> uint8 N×3×size×size: bilinear with antialiasing (a downscale that averages what it
+    drops instead of aliasing fine detail, as Pillow's does), rounded back to 8 bits like saved images."""
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
 def load_folder_pair(recon_dir: Path, orig_dir: Path, labels_csv: Path | None = None,
                      family: str | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, ImageSet]:
-    """(originals uint8, reconstructions uint8, labelled probe set) from two folders of matching files."""
+    """(originals uint8, reconstructions uint8, labelled probe set) from two folders of matching files, at the
+    images' own size (:func:`match_family_resolution` resizes them for a family's built-in recognizer)."""
     for folder, what in ((orig_dir, "--orig"), (recon_dir, "--recon")):
         if not Path(folder).is_dir():
             raise PrivbenchError(f"{what} folder not found: {folder}")
@@ -186,20 +250,58 @@ def load_folder_pair(recon_dir: Path, orig_dir: Path, labels_csv: Path | None = 
         labels = {}
     name = "folder"
     if family:
-        meta.update(_family_meta(family, int(originals.shape[-1]), seed))
+        meta.update(_family_meta(family, family_resolution(family), seed))
+        if labels.get("text"):  # the plates' own length, not the family's default (7 characters)
+            meta["length"] = max(len(t) for t in labels["text"])
         name = f"{family}/folder"
     return originals, recon, ImageSet(name, originals, labels, meta)
 
 
+def match_family_resolution(originals: torch.Tensor, recon: torch.Tensor, probes: ImageSet, family: str,
+                            metric: Metric) -> tuple[torch.Tensor, torch.Tensor, ImageSet, str]:
+    """The folder images at ``family``'s resolution (plate boxes scaled with them), and the note that says so.
+
+    Square images only: squeezing a 250×200 face into a square changes its geometry, which is what a face
+    recognizer reads.
+    """
+    size = family_resolution(family)
+    height, width = probes.size
+    what = family.removeprefix("synth-")  # synth-faces -> faces
+    trained = f"{family}' built-in recognizer (trained on synthetic {what} at {size}x{size}, not on real ones)"
+    if (height, width) == (size, size):
+        return originals, recon, probes, f"{metric.name} uses {trained}"
+    if height != width:
+        raise PrivbenchError(f"--synthetic {family}: the images are {width}x{height}, but {family}' built-in "
+                             f"recognizer takes square images ({size}x{size}); crop them to squares first")
+    labels = dict(probes.labels)
+    if "bbox" in labels:
+        labels["bbox"] = (torch.as_tensor(labels["bbox"]).double() * (size / width)).round().clamp(0, size).long()
+    originals, recon = resize_images(originals, size), resize_images(recon, size)
+    note = f"images resized {width}x{height} -> {size}x{size} (bilinear, antialiased) to match {trained}"
+    return originals, recon, ImageSet(probes.name, originals, labels, dict(probes.meta)), note
+
+
 def score_folders(recon_dir: Path, orig_dir: Path, metric: Metric, cache: Cache, *,
                   labels_csv: Path | None = None, family: str | None = None, seed: int = 0,
-                  device: str = "auto", ci_level: float = 0.95) -> pd.DataFrame:
+                  device: str = "auto", ci_level: float = 0.95,
+                  note: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One row: ``metric`` on the folder pair. ``note`` receives what the user should know about how it was
+    scored (a resize, a recognizer trained on synthetic data) before anything slow runs."""
     check_privacy_metric(metric)
     originals, recon, probes = load_folder_pair(recon_dir, orig_dir, labels_csv, family, seed)
-    if not metric.applies_to(probes):
+    missing = [field for field in metric.requires if field not in probes.labels]
+    if missing:
         need = ", ".join(metric.requires)
         raise PrivbenchError(f"metric '{metric.name}' needs labels {need}: give them with --labels CSV"
                              + (" (or a folder per person)" if "identity" in metric.requires else ""))
+    _check(metric, probes.name, bool(probes.meta.get("synthetic")), "folders")
+    if not metric.applies_to(probes):
+        raise PrivbenchError(f"metric '{metric.name}' does not apply to {probes.name}"
+                             + (f" (the {family} family does not carry what it scores)" if family else ""))
+    if family and metric.builtin_recognizer():
+        originals, recon, probes, text = match_family_resolution(originals, recon, probes, family, metric)
+        if note is not None:
+            note(text)
     context = MetricContext(cache=cache, device=resolve_device(device), seed=seed, ci_level=ci_level)
     inputs = PrivacyInputs(originals.float().div(255.0), recon.float().div(255.0), probes)
-    return _frame([_score(metric, inputs, context, dataset=probes.name)])
+    return _frame([_score(metric, inputs, context, "folders", dataset=probes.name)])

@@ -63,6 +63,8 @@ def test_eval_on_folders(capsys, face_folders, recognizer_context):
     assert code in (0, None), err
     value = float(out.splitlines()[1].split()[2])
     assert value >= 0.95  # the probes of tests/test_face_id.py: measured 1.0 in fp32 and bf16, 0.975 other seeds
+    # 32-px images are synth-faces' own resolution: nothing resized, but the output says what scored them
+    assert "note: face-id uses synth-faces' built-in recognizer (trained on" in err and "resized" not in err
 
 
 def test_eval_folder_errors(capsys, tmp_path, face_folders):
@@ -82,6 +84,13 @@ def test_eval_folder_errors(capsys, tmp_path, face_folders):
     code, _, err = cli(capsys, "eval", "--metric", "plate", "--recon", str(face_folders / "recon"), "--orig",
                        str(face_folders / "orig"))
     assert code == 2 and "needs labels text, bbox" in err
+    code, _, err = cli(capsys, "eval", "--metric", "face-id", "--recon", str(face_folders / "recon"), "--orig",
+                       str(face_folders / "orig"), "--synthetic", "lfw")
+    assert code == 2 and "'lfw' is a real dataset, not a synthetic family" in err
+    # without --synthetic the folders are real images: the built-in embedder does not apply (exit 2, how-to)
+    code, out, err = cli(capsys, "eval", "--metric", "face-id", "--recon", str(face_folders / "recon"), "--orig",
+                         str(face_folders / "orig"))
+    assert code == 2 and out == "" and "--param embedder=facenet --param weights=PATH" in err
 
 
 def test_eval_on_a_run_directory(capsys, tmp_path):

@@ -1,11 +1,11 @@
-"""lpips: scored only with the pretrained backbone on disk, never with a random one."""
+"""lpips: scored only with the pretrained backbone on disk, never with a random one; without it, a how-to."""
 
 import pytest
 import torch
 
 from privbench.components import load_components
 from privbench.errors import MetricUnavailable, PrivbenchError
-from privbench.metrics.base import MetricContext, PrivacyInputs
+from privbench.metrics.base import MetricContext, PrivacyInputs, RecognizerMissing
 from privbench.registry import DATASETS, METRICS
 
 load_components()
@@ -24,9 +24,15 @@ def context(tmp_path):
     return MetricContext(cache=Cache(tmp_path / "cache"), device=torch.device("cpu"))
 
 
-def test_without_backbone_weights_lpips_is_unavailable(tmp_path, monkeypatch, inputs):
+def test_without_backbone_weights_lpips_says_where_to_put_them(tmp_path, monkeypatch, inputs):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(MetricUnavailable, match="alexnet-owt-7be5be79.pth"):
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    with pytest.raises(RecognizerMissing) as caught:  # run's pre-flight and eval call check before any compute
+        METRICS.create("lpips").check("synth-faces/test", synthetic=True)
+    assert f"put alexnet-owt-7be5be79.pth in {checkpoints}" in caught.value.message("cli")
+    assert "--param weights=PATH" in caught.value.message("cli")
+    assert "metrics: [{name: lpips, params: {weights: PATH}}]" in caught.value.message("config")
+    with pytest.raises(MetricUnavailable, match="alexnet-owt-7be5be79.pth"):  # scoring anyway: still refused
         METRICS.create("lpips").score(inputs[1], context(tmp_path))
     with pytest.raises(PrivbenchError, match="LPIPS backbone weights not found"):
         METRICS.create("lpips", weights=str(tmp_path / "missing.pth"))

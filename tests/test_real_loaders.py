@@ -26,6 +26,7 @@ def test_lfw_tree_builds_the_identification_protocol(tmp_path):
     assert data.images.shape == (5, 3, 32, 32)
     assert data.labels["identity"].tolist() == [0, 0, 0, 1, 1]  # Carol has one image: skipped
     assert data.meta["names"] == ["Alice_A", "Bob_B"] and data.meta["synthetic"] is False
+    assert set(data.labels) == set(DATASETS.get("lfw").label_fields)  # what run's pre-flight relies on
     assert len(DATASETS.create("lfw", root=str(tmp_path), min_images=3, size=16).build()) == 3
     with pytest.raises(PrivbenchError, match="root not found"):
         DATASETS.create("lfw", root=str(tmp_path / "nope"))  # fails at construction (config validation)
@@ -48,6 +49,7 @@ def test_ccpd_names_give_plate_and_box(tmp_path):
     Image.fromarray(img).save(tmp_path / name)
     data = DATASETS.create("ccpd", root=str(tmp_path), size=64).build()
     assert data.labels["text"] == ["皖AY339S"]
+    assert set(data.labels) == set(DATASETS.get("ccpd").label_fields)
     x1, y1, x2, y2 = data.labels["bbox"][0].tolist()
     assert 0 <= x1 < 8 and 56 < x2 <= 64 and y1 < y2
     patch = data.images[0, :, (y1 + y2) // 2, (x1 + x2) // 2]
@@ -73,6 +75,7 @@ def test_pa100k_annotation_table(tmp_path):
     assert data.images.shape == (3, 3, 32, 32)
     assert data.meta["attribute_names"] == attributes
     assert torch.equal(data.labels["attributes"], torch.from_numpy(labels))
+    assert set(data.labels) == set(DATASETS.get("pa100k").label_fields)
     assert len(DATASETS.create("pa100k", root=str(tmp_path), split="train", size=16).build()) == 1
     (tmp_path / "annotation.mat").unlink()
     with pytest.raises(PrivbenchError, match="annotation.mat not found"):
@@ -86,6 +89,7 @@ def test_attribute_csv(tmp_path):
     data = DATASETS.create("attribute-csv", csv=str(tmp_path / "table.csv"), size=16).build()
     assert data.labels["attributes"].tolist() == [[1, 0], [0, 0]]
     assert data.meta["attribute_names"] == ["hat", "bag"]
+    assert set(data.labels) == set(DATASETS.get("attribute-csv").label_fields)
     (tmp_path / "bad.csv").write_text("image,hat\nimg/a.png,yes\n")
     with pytest.raises(PrivbenchError, match="column 'hat' row 2 is 'yes'"):
         DATASETS.create("attribute-csv", csv=str(tmp_path / "bad.csv")).build()

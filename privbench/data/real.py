@@ -14,8 +14,12 @@
 ``attribute-csv``  Any attribute table: a CSV with an image-path column and 0/1 attribute columns.
 
 All images are converted to RGB and resized to ``size``×``size``; ``limit`` keeps the first N (people for
-LFW). A missing path is a :class:`PrivbenchError` with one clear line. The cache key includes a fingerprint
-(file count and newest modification time) of the source, so edited data is re-read.
+LFW). A missing path is a :class:`PrivbenchError` with one clear line. The cache key includes the file count
+and a content digest (SHA-256 of names and bytes) of the source, so edited data is re-read.
+
+Every loader is a :class:`RealDataset` and declares the label fields it provides (``label_fields``), so
+``privbench run`` can tell before loading anything which identity metrics apply to it and refuse those that
+have no recognizer for real images (:mod:`privbench.preflight`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +37,7 @@ from PIL import Image
 
 from privbench.data.base import SIZE_PARAM, Dataset, ImageSet
 from privbench.errors import PrivbenchError
+from privbench.fingerprint import files_digest
 from privbench.registry import DATASETS, Param
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
@@ -66,9 +71,11 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _fingerprint(paths: Sequence[Path]) -> list[float]:
-    """(count, newest mtime) of the files a dataset reads: part of its cache key."""
-    return [len(paths), max((p.stat().st_mtime for p in paths), default=0.0)]
+def _fingerprint(paths: Sequence[Path]) -> list[Any]:
+    """(count, SHA-256 of the names and bytes) of the files a dataset reads: part of its cache key, so a file
+    replaced in place — even with the same size and modification time — is re-read."""
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in paths])) if paths else None
+    return [len(paths), files_digest([p.resolve() for p in paths], root=root)]
 
 
 def read_rgb(path: Path, dataset: str) -> Image.Image:
@@ -97,8 +104,14 @@ def square_resize(img: Image.Image, size: int, letterbox: bool = False, crop: fl
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-class _RealDataset(Dataset):
-    """Common parts: the fingerprinted cache key, the meta of real data, paths checked at construction."""
+class RealDataset(Dataset):
+    """Common parts: the fingerprinted cache key, the meta of real data, paths checked at construction.
+
+    ``label_fields`` names the label fields ``build()`` provides: a run's pre-flight reads it to decide which
+    metrics apply before any image is loaded (a warm run loads none).
+    """
+
+    label_fields: ClassVar[tuple[str, ...]] = ()
 
     #: the parameter naming the dataset's folder or file (checked when the component is constructed, so a
     #: config with a wrong path fails before anything runs)
@@ -128,10 +141,11 @@ LIMIT_PARAM = Param("limit", int, 0, "keep only the first N items (0 = all)", lo
 
 
 @DATASETS.register("lfw")
-class LFW(_RealDataset):
+class LFW(RealDataset):
     """Labeled Faces in the Wild from a folder-per-person tree."""
 
     summary = "LFW faces from a local folder per person (identification protocol of paper 000 §V-A)"
+    label_fields = ("identity", "label")
     provides = "identity: person index (int64); label: same; meta names: person names"
     params = (ROOT_PARAM, Param("min_images", int, 2, "skip people with fewer images", low=2), SIZE_PARAM,
               Param("crop", float, 1.0, "centre crop, fraction of the image side, before resizing (LFW faces "
@@ -194,10 +208,11 @@ def parse_ccpd_name(filename: str) -> tuple[str, tuple[int, int, int, int]]:
 
 
 @DATASETS.register("ccpd")
-class CCPD(_RealDataset):
+class CCPD(RealDataset):
     """CCPD licence plates: annotation parsed from the file names, square crop around the plate."""
 
     summary = "CCPD licence plates from a local folder; plate string and box parsed from the file names"
+    label_fields = ("text", "bbox")
     provides = "text: plate string (list[str]); bbox: plate box x1,y1,x2,y2 in output pixels (int64 N×4)"
     params = (ROOT_PARAM, SIZE_PARAM,
               Param("context", float, 1.15, "side of the square crop as a multiple of the plate width",
@@ -258,10 +273,11 @@ def _load_mat(path: Path) -> dict[str, Any]:
 
 
 @DATASETS.register("pa100k")
-class PA100K(_RealDataset):
+class PA100K(RealDataset):
     """PA-100K pedestrian attributes: ``annotation.mat`` plus its image folder."""
 
     summary = "PA-100K pedestrian attributes from a local folder (annotation.mat via scipy)"
+    label_fields = ("attributes",)
     provides = "attributes: uint8 N×26 binary matrix, columns in meta attribute_names"
     params = (ROOT_PARAM,
               Param("split", str, "test", "which split of annotation.mat", choices=("train", "val", "test")),
@@ -308,12 +324,13 @@ class PA100K(_RealDataset):
 
 
 @DATASETS.register("attribute-csv")
-class AttributeCSV(_RealDataset):
+class AttributeCSV(RealDataset):
     """Images with binary attributes listed in a CSV table (PETA-style or your own)."""
 
     path_param = "csv"
 
     summary = "images + binary attributes from a CSV (image path column, then 0/1 columns)"
+    label_fields = ("attributes",)
     provides = "attributes: uint8 N×A binary matrix, columns in meta attribute_names"
     params = (Param("csv", str, "", "CSV file (required)"),
               Param("root", str, "", "folder the image paths are relative to (default: the CSV's folder)"),
