@@ -68,6 +68,9 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     grid = reconstruction_grid(output.originals, output.samples, run_dir, cache=figures)
     write_report(output.frame, run_dir, config_text, plots, grid, output.notes)
     elapsed = time.perf_counter() - started
+    for note in output.notes:
+        warning = note.removeprefix("WARNING: ")
+        click.echo(f"privbench: warning: {warning}" if warning != note else f"note: {note}", err=True)
     return output, run_dir, elapsed, cache
 
 
@@ -81,33 +84,41 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+MODEL_HELP = ("model name, or package.module:factory / path/to/file.py:factory for your own (config: model.name; "
+              "naming the config's own model keeps its weights)")
+
+
 @cli.command()
 @click.argument("config_file", required=False)
 @click.option("--defense-file", "defense_files", multiple=True, type=click.Path(dir_okay=False),
               help="a defense saved by `privbench defend --save`, added to the config's defenses (repeatable; "
                    "config: defenses: [{file: PATH}])")
+@click.option("--model", "model_name", default=None, help=MODEL_HELP)
+@click.option("--split", default=None, help="named cut point of the model (default: the model's own)")
 @_common
-def run(config_file, defense_files, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+def run(config_file, defense_files, model_name, split, out_root, name, seed, device, cache_dir, no_cache,
+        quiet) -> None:
     """Run a benchmark: CONFIG_FILE (YAML), or the embedded default on synthetic data when omitted.
 
     Trains/loads the task model, applies every defense at every strength, fits every attack against each
     defended pipeline, scores every metric, and writes results.csv, plots and report.md under
     OUT/NAME/. Finished steps are cached; a second run recomputes nothing it has.
     """
-    from privbench.config import default_config_text, load_config, parse_config, read_yaml
+    from privbench.config import config_data, default_config_text, load_config, parse_config, read_yaml, with_model
 
-    config = load_config(config_file, _overrides(name, seed, device))
+    overrides = _overrides(name, seed, device)
+    if model_name or split:
+        overrides["model"] = with_model(config_data(config_file)["model"], model_name, split)
+    config = load_config(config_file, overrides)
     if defense_files:
         config = parse_config({**config.raw, "defenses": [*config.raw["defenses"], *({"file": f} for f in defense_files)]})
-    if defense_files:
+    if defense_files or model_name or split:
         text = yaml.safe_dump(config.raw, sort_keys=False)
     else:
         text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
     output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text)
     click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
-    for note in output.notes:
-        click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
@@ -118,8 +129,8 @@ def run(config_file, defense_files, out_root, name, seed, device, cache_dir, no_
 @click.option("--param", "defense_params", multiple=True, metavar="K=V", help="defense parameter (repeatable)")
 @click.option("--attack", "attack_name", required=True, help="attack name (see `privbench list attacks`)")
 @click.option("--attack-param", "attack_params", multiple=True, metavar="K=V", help="attack parameter (repeatable)")
-@click.option("--model", "model_name", default=None, help="model name, or package.module:factory for your own")
-@click.option("--split", default=None, help="named cut point of the model")
+@click.option("--model", "model_name", default=None, help=MODEL_HELP)
+@click.option("--split", default=None, help="named cut point of the model (default: the model's own)")
 @click.option("--dataset", "datasets", multiple=True, help="probe dataset name (repeatable; default: the "
               "default run's probes)")
 @click.option("--config", "config_file", default=None, help="YAML config to start from (default: embedded)")
@@ -128,7 +139,7 @@ def attack(defense, defense_file, strength, defense_params, attack_name, attack_
            config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
     """Run one grid point: one defense setting against one attack; print a short table."""
     from privbench.components import load_components
-    from privbench.config import load_config, read_yaml
+    from privbench.config import config_data, configured_params, load_config, with_model
     from privbench.registry import DEFENSES, parse_assignments
     from privbench.report import summary_table
 
@@ -137,41 +148,42 @@ def attack(defense, defense_file, strength, defense_params, attack_name, attack_
         raise PrivbenchError("give either --defense NAME or --defense-file FILE")
     if defense_file is not None and (strength is not None or defense_params):
         raise PrivbenchError("--strength and --param do not apply to --defense-file (the file holds its setting)")
-    base = read_yaml(config_file) if config_file else {}
+    data = config_data(config_file)  # the run this point belongs to: its settings are the starting point
     if defense_file is not None:
         entry: dict[str, Any] = {"file": defense_file}
         label = Path(defense_file).stem
     else:
         cls = DEFENSES.get(defense)
-        params = parse_assignments(defense_params)
+        params = {**configured_params(data.get("defenses"), defense), **parse_assignments(defense_params)}
         if strength is not None:
             params[cls.strength_param] = strength
         entry, label = {"name": defense, "params": params}, defense
+    attack_entry = {"name": attack_name,
+                    "params": {**configured_params(data.get("attacks"), attack_name),
+                               **parse_assignments(attack_params)}}
     overrides: dict[str, Any] = {
-        **base,
         "name": name or f"attack-{label}-{attack_name}",
         "defenses": [entry],
-        "attacks": [{"name": attack_name, "params": parse_assignments(attack_params)}],
+        "attacks": [attack_entry],
         **_overrides(None, seed, device),
     }
     if model_name or split:
-        from privbench.config import default_config_text
+        overrides["model"] = with_model(data["model"], model_name, split)
+    config = load_config(config_file, overrides)
+    if datasets:  # generated probes: the test subset at the task data's image size, so they fit the model
+        from privbench.registry import DATASETS
 
-        model = dict((base.get("model") if base else None) or yaml.safe_load(default_config_text())["model"])
-        if model_name:
-            if ":" in model_name:
-                model.update(name="custom", params={"factory": model_name})
-            else:
-                model.update(name=model_name, params={})
-        if split:
-            model["split"] = split
-        overrides["model"] = model
-    config = load_config(None, overrides)
-    if datasets:  # probes at the task data's image size, so they fit the model
         size = config.task_train.params.get("size")
-        extra = {"size": size} if size else {}
-        overrides["probes"] = [{"name": d, "params": {"subset": "test", **extra}} for d in datasets]
-        config = load_config(None, overrides)
+
+        def probe(dataset: str) -> dict[str, Any]:
+            declared = {p.name for p in DATASETS.get(dataset).params}
+            params = {"subset": "test"} if "subset" in declared else {}
+            if size and "size" in declared:
+                params["size"] = size
+            return {"name": dataset, "params": params}
+
+        overrides["probes"] = [probe(d) for d in datasets]
+        config = load_config(config_file, overrides)
     output, run_dir, elapsed, _ = _execute(config, out_root, cache_dir, no_cache, quiet,
                                            yaml.safe_dump(config.raw, sort_keys=False))
     table = summary_table(output.frame)
@@ -288,7 +300,7 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
         if recon_dir is None or orig_dir is None:
             raise PrivbenchError("--recon and --orig go together")
         table = score_folders(recon_dir, orig_dir, metric, cache, labels_csv=labels_csv, family=family,
-                              seed=seed, device=device or "auto")
+                              seed=seed, device=device or "auto", note=lambda text: click.echo(f"note: {text}", err=True))
     click.echo(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
 
 

@@ -21,7 +21,7 @@ from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
             "attacks", "metrics"}
-MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_blur"}
+MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_blur", "fine_tune"}
 DATASET_KEYS = {"name", "params"}
 DEFENSE_KEYS = {"name", "params", "strengths"}
 DEFENSE_FILE_KEYS = {"file"}
@@ -56,6 +56,8 @@ class ModelConfig:
     batch_size: int
     #: largest σ (pixels) of the random Gaussian blur applied to half of every training batch (0 = off)
     augment_blur: float = 0.0
+    #: train given weights further for ``epochs`` (by default given weights are used as they are)
+    fine_tune: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +132,12 @@ def _number(value: Any, where: str, kind: type, low: float, high: float | None =
     return out
 
 
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise PrivbenchError(f"config: '{where}' must be true or false, got {value!r}")
+    return value
+
+
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise PrivbenchError(f"config: '{where}' must be a non-empty list")
@@ -166,7 +174,10 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
                             _number(model.get("epochs", 5), "model.epochs", int, 0, 10_000),
                             _number(model.get("lr", 1e-3), "model.lr", float, 1e-7, 10.0),
                             _number(model.get("batch_size", 64), "model.batch_size", int, 1, 65_536),
-                            _number(model.get("augment_blur", 0.0), "model.augment_blur", float, 0.0, 10.0))
+                            _number(model.get("augment_blur", 0.0), "model.augment_blur", float, 0.0, 10.0),
+                            _flag(model.get("fine_tune", False), "model.fine_tune"))
+    if model_cfg.fine_tune and not model_spec.params.get("weights"):
+        raise PrivbenchError("config: 'model.fine_tune' needs weights to fine-tune (model params: weights=PATH)")
 
     task = _mapping(data["task"], "task", {"train", "test"})
     if "train" not in task or "test" not in task:
@@ -211,11 +222,46 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     )
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The default config, updated by a YAML file (top-level keys replace), then by ``overrides``."""
+def config_data(path: str | Path | None = None) -> dict[str, Any]:
+    """The raw mapping of the default config updated by a YAML file (its top-level keys replace)."""
     data = yaml.safe_load(default_config_text())
     if path is not None:
         data.update(read_yaml(path))
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The default config, updated by a YAML file (top-level keys replace), then by ``overrides``."""
+    data = config_data(path)
     if overrides:
         data.update(overrides)
     return parse_config(data)
+
+
+def configured_params(entries: list[Any], name: str) -> dict[str, Any]:
+    """The parameters the config gives the first component called ``name`` in ``entries`` ({} if none), so a
+    single point (``privbench attack``) uses the same settings as the run it belongs to."""
+    for entry in entries or []:
+        if entry == name:
+            return {}
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return dict(entry.get("params") or {})
+    return {}
+
+
+def with_model(model: dict[str, Any], name: str | None = None, split: str | None = None) -> dict[str, Any]:
+    """The config's ``model`` entry with a model named on the command line (a registered name, or
+    ``module:factory`` / ``file.py:factory`` for your own) and/or a split. Naming the config's own model keeps
+    its parameters (its weights); another model starts from its own defaults and its own default split; the
+    training settings (epochs, lr, ...) stay."""
+    out = dict(model)
+    if name:
+        new_name, params = ("custom", {"factory": name}) if ":" in name else (name, {})
+        old_params = out.get("params") or {}
+        same = out.get("name") == new_name and (new_name != "custom" or old_params.get("factory") == name)
+        if not same:
+            out.update(name=new_name, params=params)
+            out.pop("split", None)
+    if split:
+        out["split"] = split
+    return out

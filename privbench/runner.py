@@ -37,7 +37,8 @@ from privbench.defenses.saved import SavedDefense, read_defense
 from privbench.device import derive_seed, resolve_device, seed_everything
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
-from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS
+from privbench.models.base import ModelSpec
+from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
 from privbench.results import base_row, git_sha, params_json, to_frame
 from privbench.split import SplitModel
 from privbench.threat import attacker_view
@@ -107,7 +108,7 @@ class Benchmark:
     def model(self) -> SplitModel:
         from privbench.task_model import task_model
 
-        return task_model(self.config.model, self.task_train, dataset_spec(self.config.task_train), self.seed,
+        return task_model(self.config.model, self.task_train, self.train_key, self.seed,
                           self.device, self.cache)
 
     @functools.cached_property
@@ -128,11 +129,17 @@ class Benchmark:
 
     # ---- specs (cache keys) ---------------------------------------------------------------------------
     @functools.cached_property
+    def model_spec(self) -> ModelSpec:
+        return MODELS.create(self.config.model.name, **self.config.model.params)
+
+    @functools.cached_property
     def model_key(self) -> dict[str, Any]:
-        m = self.config.model
-        return {"model": m.name, "params": m.params, "split": m.split, "epochs": m.epochs, "lr": m.lr,
-                "batch_size": m.batch_size, "train": dataset_spec(self.config.task_train), "seed": self.seed,
-                **({"augment_blur": m.augment_blur} if m.augment_blur else {})}
+        """Everything the task model depends on — the network's source and weights by content, the training
+        settings when privbench trains it, the task data, seed and device kind — and so every result."""
+        from privbench.task_model import training_key
+
+        return {**training_key(self.config.model, self.model_spec), "split": self.config.model.split,
+                "train": self.train_key, "seed": self.seed, "device": self.device.type}
 
     @functools.cached_property
     def model_key_hash(self) -> str:
@@ -141,7 +148,37 @@ class Benchmark:
 
     @property
     def model_summary(self) -> dict[str, Any]:
-        return {"model": self.config.model.name, "split": self.config.model.split, "seed": self.seed}
+        return {"model": self.model_spec.label, "split": self.config.model.split, "seed": self.seed}
+
+    def model_check(self) -> str | None:
+        """A warning when the undefended task model is at chance on the task's test set (its Wilson interval
+        reaches 1/K): every utility figure of the run is then meaningless. Cached with the model."""
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "test": self.test_key}
+
+        def compute() -> dict[str, float]:
+            from privbench.metrics.statistics import wilson_ci
+
+            labels = self.task_test.labels["label"]
+            correct = (self.model.predict(self.task_test.floats()).argmax(1).cpu() == labels).sum().item()
+            _, low, _, _ = wilson_ci(int(correct), len(labels), self.config.ci_level)
+            return {"accuracy": correct / len(labels), "low": low, "chance": 1.0 / self.model.num_classes,
+                    "n": float(len(labels))}
+
+        found = self.cache.get_or_create("model-check", key, compute)
+        if found["low"] > found["chance"]:
+            return None
+        return (f"WARNING: the task model is at chance: accuracy {found['accuracy']:.3f} on {int(found['n'])} "
+                f"test images, chance {found['chance']:.3f}; train it longer (model.epochs) or check its weights "
+                f"and data — its privacy–utility figures mean nothing")
+
+    # Dataset specs are computed once per run: a real dataset's spec hashes the content of its files.
+    @functools.cached_property
+    def train_key(self) -> dict[str, Any]:
+        return dataset_spec(self.config.task_train)
+
+    @functools.cached_property
+    def test_key(self) -> dict[str, Any]:
+        return dataset_spec(self.config.task_test)
 
     @functools.cached_property
     def probes_key(self) -> list[dict[str, Any]]:
@@ -182,7 +219,7 @@ class Benchmark:
 
     def defense_key(self, defense: Defense) -> dict[str, Any]:
         return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
-                "train": dataset_spec(self.config.task_train)}
+                "train": self.train_key}
 
     def fit_defense(self, defense: TrainedDefense) -> dict[str, Any]:
         """The state of a trained defense: from the cache, or fitted now (once per task model and spec)."""
@@ -206,7 +243,7 @@ class Benchmark:
     def row(self, defense: Defense, attack: str, dataset: str, metric: str, kind: str, score: Score,
             seconds: float) -> dict:
         return base_row(
-            seed=self.seed, dataset=dataset, model=self.config.model.name, split=self.config.model.split,
+            seed=self.seed, dataset=dataset, model=self.model_spec.label, split=self.config.model.split,
             defense=defense.name, defense_params=params_json(defense.params), strength=defense.strength,
             codec="none", quality="", attack=attack, metric=metric, kind=kind, value=score.value,
             ci_low=score.ci_low, ci_high=score.ci_high, ci_method=score.ci_method, n=score.n,
@@ -217,7 +254,7 @@ class Benchmark:
         if not metrics:
             return []
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
-               "test": dataset_spec(self.config.task_test), "metrics": [[m.name, m.params] for m in metrics],
+               "test": self.test_key, "metrics": [[m.name, m.params] for m in metrics],
                "ci": self.config.ci_level, "labels": [defense.name, defense.params]}
 
         def compute() -> list[dict[str, Any]]:
@@ -296,7 +333,7 @@ class Benchmark:
         attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": [defense.name, defense.params],
                "effective": defense.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
-               "probes": self.probes_key, "metrics": [[m.name, m.params] for m in metrics],
+               "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
                "ci": self.config.ci_level, "version": __version__}
 
         def compute() -> dict[str, Any]:
@@ -332,11 +369,14 @@ class Benchmark:
                                        for i, p in enumerate(self.probes)})
 
     def run(self) -> RunOutput:
+        from privbench.preflight import check_grid  # sizes and recognizers, refused before any compute
+
+        check_grid(self.config, self.metrics)
         settings = self.defense_settings()
         total = len(settings) * (1 + len(self.config.attacks))
         rows: list[dict[str, Any]] = []
         samples: dict[tuple[str, float, str], dict[str, torch.Tensor]] = {}
-        notes: list[str] = []
+        notes: list[str] = [warning] if (warning := self.model_check()) else []
         with tqdm(total=total, desc=f"privbench {self.config.name}", unit="step",
                   disable=not self.show_progress, leave=False) as bar:
             self._status = bar.set_postfix_str
