@@ -41,7 +41,10 @@ class SavedDefense:
         cls = DEFENSES.get(self.name)
         if not issubclass(cls, TrainedDefense):
             raise PrivbenchError(f"{self.path}: defense '{self.name}' is not a trained defense")
-        defense = cls(**self.params)
+        try:
+            defense = cls(**self.params)
+        except PrivbenchError as exc:  # say which file holds the bad setting
+            raise PrivbenchError(f"{self.path}: {exc}") from None
         defense.load_state(self.state)
         defense.state_source = self.digest
         return defense
@@ -81,5 +84,10 @@ def read_defense(path: str | Path) -> SavedDefense:
     missing = [k for k in ("defense", "params", "model_key", "model", "state") if k not in content]
     if missing:
         raise PrivbenchError(f"{path}: defense file lacks '{missing[0]}'")
+    for key in ("params", "model", "state"):  # dict(...) of anything else would raise, or build nonsense
+        if not isinstance(content[key], dict):
+            raise PrivbenchError(f"{path}: defense file's '{key}' is a {type(content[key]).__name__}, not a mapping")
+    if not all(isinstance(k, str) for k in content["params"]):
+        raise PrivbenchError(f"{path}: defense file's 'params' has a name that is not a string")
     return SavedDefense(path, str(content["defense"]), dict(content["params"]), str(content["model_key"]),
                         dict(content["model"]), content["state"], hashlib.sha256(data).hexdigest()[:24])

@@ -136,11 +136,25 @@ class FaceIdentification(Metric):
             return facenet_embedder(self.params["weights"], self.params["align"], context.device)
         return builtin_embedder(probes, context, self.params["precision"])
 
+    def check_probes(self, probes: ImageSet) -> None:
+        """Refuse a probe set the protocol cannot score meaningfully (called before any compute, and again when
+        scoring): it needs an identity with a gallery image and a probe image, and more gallery identities than
+        ``rank`` — with k ≥ #identities every probe is a hit, chance level is 1 and the score says nothing."""
+        if "identity" not in probes.labels:
+            return
+        gallery, probe = gallery_probe_split(torch.as_tensor(probes.labels["identity"]))
+        if len(probe) == 0:
+            raise PrivbenchError(f"face-id on {probes.name}: no identity has two or more images (the protocol "
+                                 "needs one gallery and at least one probe image per identity)")
+        if len(gallery) <= self.params["rank"]:
+            raise PrivbenchError(f"face-id on {probes.name}: {len(gallery)} identities with two or more images "
+                                 f"and rank {self.params['rank']}: chance level is 1, so the score means nothing "
+                                 f"(give more than {self.params['rank']} identities)")
+
     def hits(self, inputs: PrivacyInputs, context: MetricContext) -> torch.Tensor:
         ids = torch.as_tensor(inputs.probes.labels["identity"])
+        self.check_probes(inputs.probes)
         gallery, probe = gallery_probe_split(ids)
-        if len(probe) == 0:
-            raise PrivbenchError(f"face-id on {inputs.probes.name}: no identity has two or more images")
         embed = self.embedder(inputs.probes, context)
         source = inputs.originals if self.params["gallery"] == "clean" else inputs.reconstructions
         gallery_emb = embed(source[gallery].float())

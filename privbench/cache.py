@@ -87,6 +87,83 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no read-only call)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def check_writable_folder(path: Path, option: str) -> None:
+    """Raise :class:`PrivbenchError` unless ``path`` is, or can be created as, a folder this process can write.
+
+    Checked before any compute, so an unusable ``--out`` or ``--cache-dir`` fails in a second rather than after
+    the whole benchmark ran. Nothing is created: the nearest existing ancestor must be a folder that accepts a
+    new file (a probe file is created and removed — the only test that also catches read-only mounts and
+    root-squashed shares, where permission bits say yes).
+    """
+    from privbench.errors import PrivbenchError
+
+    path = Path(path).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise PrivbenchError(f"{option} {path} is not a folder{where}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".privbench-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PrivbenchError(f"{option} {path} is not writable ({exc.strerror or exc})") from None
+
+
+def replace_folder(target: Path, build: Callable[[Path], None]) -> None:
+    """Fill a fresh folder with ``build(folder)``, then put it in place of ``target`` as a whole.
+
+    The new folder is built as ``.NAME.tmp-XXXX`` next to ``target`` (same filesystem, so the moves are
+    renames); the old ``target`` is renamed aside, the new one renamed in, and the old one deleted. A failure
+    while building leaves ``target`` untouched and removes the temporary folder, so a reader sees the old
+    complete outputs or the new complete ones, never a mix — and never a stale file of an earlier run (a plot
+    of a metric the new run does not have). An ``OSError`` while writing (a full disk) becomes one
+    :class:`PrivbenchError` line.
+    """
+    import shutil
+    import uuid
+
+    from privbench.errors import PrivbenchError
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        os.chmod(fresh, 0o777 & ~_umask())  # mkdtemp makes 0700; a run folder is as readable as mkdir's
+        try:
+            build(fresh)
+        except OSError as exc:
+            raise PrivbenchError(f"cannot write the run's outputs under {target.parent} ({exc.strerror or exc}); "
+                                 f"{target} is unchanged") from None
+        aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        had_old = target.exists() or target.is_symlink()
+        if had_old:
+            os.rename(target, aside)
+        try:
+            os.rename(fresh, target)
+        except OSError:
+            if had_old:
+                os.rename(aside, target)
+            raise
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    if had_old:
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink()
+
+
 class Cache:
     """A folder of ``<kind>/<hash>.pt`` entries; ``enabled=False`` makes every lookup a miss."""
 

@@ -6,6 +6,7 @@ and exit with status 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from pathlib import Path
@@ -50,23 +51,39 @@ def _overrides(name, seed, device) -> dict[str, Any]:
 
 
 def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str):
-    from privbench.cache import Cache, atomic_write_text
+    """Run ``config`` and publish its outputs as one folder, OUT/NAME.
+
+    The output and cache folders are checked first, so a folder that cannot be written fails before any
+    compute. All outputs are then written into a temporary folder beside OUT/NAME and moved in together
+    (:func:`~privbench.cache.replace_folder`): a crash or a full disk leaves the previous run's complete folder,
+    and a rerun leaves no stale file of the earlier one.
+    """
+    from privbench.cache import Cache, atomic_write_text, check_writable_folder, replace_folder
     from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
     from privbench.results import write_csv
-    from privbench.runner import run_benchmark
+    from privbench.runner import Benchmark
 
     cache = Cache(cache_dir, enabled=not no_cache)
-    started = time.perf_counter()
-    output = run_benchmark(config, cache, progress=not quiet)
     run_dir = out_root / config.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(output.frame, run_dir / "results.csv")
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config.raw, sort_keys=False))  # `eval --run`
-    save_samples(output.originals, output.samples, run_dir)
+    check_writable_folder(out_root, "--out")
+    if (run_dir.exists() or run_dir.is_symlink()) and not run_dir.is_dir():
+        raise PrivbenchError(f"{run_dir} exists and is not a folder: remove it or choose another --name")
+    if cache.enabled:
+        check_writable_folder(cache.root, "--cache-dir")
+    started = time.perf_counter()
+    engine = Benchmark(config, cache, progress=not quiet)
+    output = engine.run()
     figures = cache if cache.enabled else None
-    plots = privacy_utility_plots(output.frame, run_dir, cache=figures)
-    grid = reconstruction_grid(output.originals, output.samples, run_dir, cache=figures)
-    write_report(output.frame, run_dir, config_text, plots, grid, output.notes)
+
+    def build(folder: Path) -> None:
+        write_csv(output.frame, folder / "results.csv")
+        atomic_write_text(folder / "config.yaml", yaml.safe_dump(config.raw, sort_keys=False))  # `eval --run`
+        save_samples(output.originals, output.samples, folder)
+        plots = privacy_utility_plots(output.frame, folder, cache=figures)
+        grid = reconstruction_grid(output.originals, output.samples, folder, cache=figures)
+        write_report(output.frame, folder, config_text, plots, grid, output.notes)
+
+    replace_folder(run_dir, build)
     elapsed = time.perf_counter() - started
     for note in output.notes:
         warning = note.removeprefix("WARNING: ")
@@ -88,6 +105,23 @@ MODEL_HELP = ("model name, or package.module:factory / path/to/file.py:factory f
               "naming the config's own model keeps its weights)")
 
 
+def resolve_config(config_file: str | None) -> str | None:
+    """A config argument as a path: a bare name without a path or suffix (``quick``) that is not a file
+    names a shipped config, ``privbench/configs/<name>.yaml``; anything else is used as given."""
+    if config_file is None or Path(config_file).exists() or Path(config_file).name != config_file \
+            or Path(config_file).suffix:
+        return config_file
+    import importlib.resources
+
+    shipped = importlib.resources.files("privbench").joinpath(f"configs/{config_file}.yaml")
+    if not shipped.is_file():
+        names = sorted(p.name.removesuffix(".yaml") for p in importlib.resources.files("privbench").joinpath(
+            "configs").iterdir() if p.name.endswith(".yaml"))
+        raise PrivbenchError(f"config '{config_file}' is neither a file nor a shipped config "
+                             f"(shipped: {', '.join(names)})")
+    return str(shipped)
+
+
 @cli.command()
 @click.argument("config_file", required=False)
 @click.option("--defense-file", "defense_files", multiple=True, type=click.Path(dir_okay=False),
@@ -106,6 +140,7 @@ def run(config_file, defense_files, model_name, split, out_root, name, seed, dev
     """
     from privbench.config import config_data, default_config_text, load_config, parse_config, read_yaml, with_model
 
+    config_file = resolve_config(config_file)
     overrides = _overrides(name, seed, device)
     if model_name or split:
         overrides["model"] = with_model(config_data(config_file)["model"], model_name, split)
@@ -308,30 +343,40 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
     """Redraw the plots and report.md of RUN_DIR from its results.csv."""
-    from privbench.report import load_samples, privacy_utility_plots, reconstruction_grid, write_report
-    from privbench.results import read_csv
+    from privbench.cache import check_writable_folder
+    from privbench.report import load_results, load_samples, privacy_utility_plots, reconstruction_grid, write_report
 
-    frame = read_csv(run_dir / "results.csv")
-    plots = privacy_utility_plots(frame, run_dir)
+    # Every input is read and checked before the first file is written, and each file is replaced atomically:
+    # a corrupt input changes nothing, a crash leaves each file either old or new.
+    frame = load_results(run_dir / "results.csv")
     originals, samples = load_samples(run_dir)
-    grid = reconstruction_grid(originals, samples, run_dir) if samples else None
-    write_report(frame, run_dir, "(see the original run)", plots, grid, [])
+    check_writable_folder(run_dir, "RUN_DIR")
+    try:
+        plots = privacy_utility_plots(frame, run_dir)
+        grid = reconstruction_grid(originals, samples, run_dir) if samples else None
+        write_report(frame, run_dir, "(see the original run)", plots, grid, [])
+    except OSError as exc:  # a full disk: the files written so far are whole, the others unchanged
+        raise PrivbenchError(f"cannot write the report into {run_dir} ({exc.strerror or exc})") from None
     click.echo(f"report -> {run_dir / 'report.md'}")
 
 
 @cli.command()
 @click.argument("current", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--baseline", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="committed baseline results.csv (e.g. results/baselines/default.csv)")
+              help="committed baseline (from `privbench baseline`, e.g. results/baselines/quick.csv; a plain "
+                   "results.csv is read as one run with spread 0)")
 @click.option("--tol", "tolerances", multiple=True, metavar="METRIC=X",
-              help="absolute tolerance for a metric (repeatable); defaults: psnr 0.5, ssim 0.02, accuracy 0.02")
-@click.option("--default-tol", type=float, default=0.02, show_default=True, help="tolerance of other metrics")
-@click.option("--use-ci", is_flag=True, help="also require non-overlapping confidence intervals")
+              help="absolute floor of a metric's allowance (repeatable); defaults: psnr 0.5, edge-psnr 0.5, "
+                   "ssim 0.02, mse 0.002, accuracy 0.02")
+@click.option("--default-tol", type=float, default=0.02, show_default=True, help="floor of the other metrics")
+@click.option("--use-ci", is_flag=True, hidden=True, help="accepted for old scripts: CIs are always part of the rule")
 def regress(current: Path, baseline: Path, tolerances, default_tol: float, use_ci: bool) -> None:
-    """CI gate: exit 0 when CURRENT is within tolerance of the baseline, 1 with a readable diff otherwise."""
+    """CI gate: exit 0 when no point of CURRENT moved the bad way past its allowance, 1 with the points otherwise.
+
+    allowance = max(--tol floor, 1.5 x baseline spread + baseline CI half-width + current CI half-width).
+    """
     from privbench.registry import parse_assignments
-    from privbench.regress import compare, format_verdict
-    from privbench.results import read_csv
+    from privbench.regress import compare, format_verdict, read_table
 
     tol = {}
     for key, value in parse_assignments(tolerances).items():
@@ -339,9 +384,37 @@ def regress(current: Path, baseline: Path, tolerances, default_tol: float, use_c
             tol[key] = float(value)
         except ValueError:
             raise PrivbenchError(f"--tol {key}: expected a number, got {value!r}") from None
-    verdict = compare(read_csv(current), read_csv(baseline), tol, default_tol, use_ci)
+    if any(v < 0 or v != v for v in tol.values()) or default_tol < 0:
+        raise PrivbenchError("--tol / --default-tol: a floor is a non-negative number")
+    verdict = compare(read_table(current, "current results"), read_table(baseline, "baseline"), tol, default_tol)
     click.echo(format_verdict(verdict))
     sys.exit(0 if verdict.ok else 1)
+
+
+@cli.command()
+@click.argument("config_file", required=False)
+@click.option("--seeds", default="0,1,2", show_default=True, help="comma-separated seeds, one run each")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="baseline CSV to write, e.g. results/baselines/NAME.csv")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
+@click.option("--no-cache", is_flag=True, help="recompute everything and store nothing")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool, quiet: bool) -> None:
+    """Write a regression baseline: CONFIG_FILE (YAML or a shipped name such as `quick`) run once per seed.
+
+    Per grid point and metric: the mean over seeds, the spread (max - min), the number of seeds and the widest
+    CI half-width, for `privbench regress --baseline`.
+    """
+    from privbench.baseline import build_baseline, parse_seeds
+    from privbench.cache import Cache
+
+    chosen = parse_seeds(seeds)
+    cache = Cache(cache_dir, enabled=not no_cache)
+    started = time.perf_counter()
+    table = build_baseline(resolve_config(config_file), chosen, out_path, cache, progress=not quiet,
+                           echo=lambda text: click.echo(text, err=True))
+    click.echo(f"{len(table)} rows ({len(chosen)} seeds) -> {out_path} ({time.perf_counter() - started:.1f}s)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -353,7 +426,8 @@ def main(argv: list[str] | None = None) -> None:
     except PrivbenchError as exc:
         if debug:
             raise
-        click.echo(f"privbench: error: {exc}", err=True)
+        # one line whatever the message holds (an embedded exception text can span lines)
+        click.echo(f"privbench: error: {' '.join(str(exc).split()) or type(exc).__name__}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("privbench: aborted", err=True)
@@ -366,6 +440,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("privbench: interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # The machine, not privbench: a full disk or a folder that turned read-only mid-run (e.g. while the cache
+        # is written). Other OSErrors may be bugs and keep their traceback.
+        if debug or exc.errno not in {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"privbench: error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

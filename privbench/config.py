@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +92,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise PrivbenchError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise PrivbenchError(f"config {path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise PrivbenchError(f"cannot read config {path} ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise PrivbenchError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        first = [line for line in str(exc).splitlines() if line.strip()]
+        raise PrivbenchError(f"config {path} is not valid YAML: {first[0] if first else 'parse error'}") from None
     if not isinstance(data, dict):
         raise PrivbenchError(f"config {path} must be a mapping at the top level")
     return data
@@ -101,7 +108,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def _mapping(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PrivbenchError(f"config: '{where}' must be a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - allowed)
+    unknown = sorted(str(k) for k in set(value) - allowed)  # YAML keys may be numbers: compare as text
     if unknown:
         raise PrivbenchError(f"config: unknown key '{unknown[0]}' in '{where}' (allowed: {', '.join(sorted(allowed))})")
     return value
@@ -113,23 +120,65 @@ def _component(value: Any, where: str, registry, allowed: set[str] = DATASET_KEY
     value = _mapping(value, where, allowed)
     if "name" not in value:
         raise PrivbenchError(f"config: '{where}' needs a 'name'")
-    params = value.get("params") or {}
-    if not isinstance(params, dict):
-        raise PrivbenchError(f"config: '{where}.params' must be a mapping")
+    params = _params(value.get("params"), where)
     instance = registry.create(str(value["name"]), **params)  # validates names and values
     return ComponentConfig(instance.name, dict(instance.params))
 
 
+def _params(value: Any, where: str) -> dict[str, Any]:
+    """A component's ``params``: a mapping of parameter names (strings: they become keyword arguments)."""
+    params = value or {}
+    if not isinstance(params, dict):
+        raise PrivbenchError(f"config: '{where}.params' must be a mapping, got {type(params).__name__}")
+    bad = [k for k in params if not isinstance(k, str)]
+    if bad:
+        raise PrivbenchError(f"config: '{where}.params' has a parameter name that is not a string: {bad[0]!r}")
+    return dict(params)
+
+
 def _number(value: Any, where: str, kind: type, low: float, high: float | None = None):
+    """``value`` as a finite ``kind`` in [low, high]. NaN would pass the range test (every comparison with it is
+    false) and ``int(2.5)`` would silently train 2 epochs, so both are refused."""
     try:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, list, dict)):
             raise ValueError
-        out = kind(value)
-    except (TypeError, ValueError):
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            out = int(value.strip()) if isinstance(value, str) else int(value)
+        else:
+            out = kind(value)
+    except (TypeError, ValueError, OverflowError):
         raise PrivbenchError(f"config: '{where}' must be a {kind.__name__}, got {value!r}") from None
+    if not math.isfinite(out):
+        raise PrivbenchError(f"config: '{where}' must be a finite number, got {value!r}")
     if out < low or (high is not None and out > high):
         raise PrivbenchError(f"config: '{where}' must be in [{low}, {high if high is not None else 'inf'}], got {value!r}")
     return out
+
+
+#: a run name is one plain folder name: it becomes OUT/NAME, so a separator, '..' or an absolute path would
+#: write outside --out
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def run_name(value: Any) -> str:
+    """``value`` checked as a run name: letters, digits, '-', '_', '.', not '.' or '..', at most 128 characters."""
+    name = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if name is None or not _PLAIN_NAME.fullmatch(name) or name in {".", ".."} or len(name) > 128:
+        raise PrivbenchError(f"run name {value!r} is not a plain name: use letters, digits, '-', '_' and '.' "
+                             "(not '.' or '..'); it names the folder OUT/NAME")
+    return name
+
+
+def _unique(items: list[Any], key, what: str) -> None:
+    """Refuse a repeated grid entry: its rows would be written twice under the same key columns."""
+    seen: set[str] = set()
+    for item in items:
+        k = key(item)
+        if k in seen:
+            raise PrivbenchError(f"config: {what} {k} is listed twice (each would write the same rows)")
+        seen.add(k)
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -190,21 +239,27 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
             continue
         item = _mapping(item, f"defenses[{i}]", DEFENSE_KEYS)
         cls = DEFENSES.get(str(item.get("name")))
-        params = dict(item.get("params") or {})
+        params = _params(item.get("params"), f"defenses[{i}]")
         strengths = item.get("strengths", [params.get(cls.strength_param)])
         if not isinstance(strengths, list) or not strengths:
             raise PrivbenchError(f"config: 'defenses[{i}].strengths' must be a non-empty list")
         checked = []
         for s in strengths:
             instance = cls(**{**params, cls.strength_param: s}) if s is not None else cls(**params)
-            checked.append(float(instance.params[cls.strength_param]))
+            value = float(instance.params[cls.strength_param])
+            if value in checked:
+                raise PrivbenchError(f"config: 'defenses[{i}].strengths' lists {value:g} twice (it would write "
+                                     "the same rows twice)")
+            checked.append(value)
         base = cls(**params).params
         base.pop(cls.strength_param, None)
         defenses.append(DefenseSweep(cls.name, base, tuple(checked)))
 
-    return RunConfig(
-        name=str(data.get("name", "run")),
-        seed=_number(data.get("seed", 0), "seed", int, 0),
+    settings = [(d.name, d.params, s) for d in defenses for s in d.strengths]
+    _unique(settings, lambda t: f"'{t[0]}' at strength {t[2]:g} with params {t[1]}", "the defense setting")
+    config = RunConfig(
+        name=run_name(data.get("name", "run")),
+        seed=_number(data.get("seed", 0), "seed", int, 0, 2**63 - 1),
         device=str(data.get("device", "auto")),
         ci_level=_number(data.get("ci_level", 0.95), "ci_level", float, 0.5, 0.9999),
         model=model_cfg,
@@ -220,6 +275,11 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
                       for i, m in enumerate(_list(data["metrics"], "metrics"))),
         raw=data,
     )
+    # rows are keyed by component name (the attack and metric columns), so a name given twice is ambiguous
+    _unique(list(config.attacks), lambda a: f"'{a.name}'", "attack")
+    _unique(list(config.metrics), lambda m: f"'{m.name}'", "metric")
+    _unique(list(config.probes), lambda p: f"'{p.name}' with params {p.params}", "probe set")
+    return config
 
 
 def config_data(path: str | Path | None = None) -> dict[str, Any]:

@@ -30,11 +30,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
-from PIL import Image
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
-from privbench.data.real import IMAGE_SUFFIXES, RealDataset
+from privbench.data.real import IMAGE_SUFFIXES, RealDataset, read_rgb
 from privbench.device import resolve_device
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Style
@@ -113,11 +112,8 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
 
 
 def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise PrivbenchError(f"cannot read image {path}: {exc}") from None
+    """H×W×3 uint8: the same conversion as the dataset loaders (16-bit scaled, palette expanded, ...)."""
+    return np.asarray(read_rgb(path), dtype=np.uint8)
 
 
 def _image_files(folder: Path) -> list[Path]:

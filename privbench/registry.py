@@ -10,6 +10,7 @@ component.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -33,6 +34,9 @@ class Param:
     def coerce(self, value: Any, owner: str) -> Any:
         """Convert ``value`` (possibly a CLI string) to this parameter's type and check its range."""
         where = f"{owner}: parameter '{self.name}'"
+        if isinstance(value, (list, tuple, dict, set)) or value is None:
+            # str([0.5]) or str(None) would pass for a string parameter and silently name something else
+            raise PrivbenchError(f"{where} expects one {self.type.__name__} value, got {value!r}")
         try:
             if self.type is bool:
                 if isinstance(value, bool):
@@ -44,14 +48,17 @@ class Param:
             elif self.type is int:
                 if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                     raise ValueError
-                converted = int(value)
+                converted = int(str(value).strip()) if isinstance(value, str) else int(value)
             elif self.type is float:
                 if isinstance(value, bool):
                     raise ValueError
                 converted = float(value)
+                if not math.isfinite(converted):
+                    # NaN passes every range comparison (all are False) and would run, writing NaN rows
+                    raise PrivbenchError(f"{where} must be a finite number; got {value!r}")
             else:
                 converted = self.type(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PrivbenchError(f"{where} expects {self.type.__name__}, got {value!r}") from None
         if self.choices is not None and converted not in self.choices:
             options = ", ".join(str(c) for c in self.choices)
@@ -105,7 +112,7 @@ class Component:
 def resolve_params(declared: Iterable[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
     """Merge ``values`` over the declared defaults, rejecting unknown names and bad values."""
     by_name = {p.name: p for p in declared}
-    unknown = sorted(set(values) - set(by_name))
+    unknown = sorted(str(k) for k in set(values) - set(by_name))
     if unknown:
         known = ", ".join(sorted(by_name)) or "none"
         raise PrivbenchError(f"{owner}: unknown parameter '{unknown[0]}' (known: {known})")
@@ -154,7 +161,8 @@ class Registry:
             known = ", ".join(sorted(self._items))
             raise PrivbenchError(f"unknown {self.kind} '{name}' (choose from: {known})") from None
 
-    def create(self, name: str, **values: Any) -> Any:
+    def create(self, name: str, /, **values: Any) -> Any:
+        # positional-only: a parameter called 'name' (a config typo) is then an unknown parameter, not a TypeError
         return self.get(name)(**values)
 
     def names(self) -> list[str]:

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from privbench.cache import Cache, atomic_write_bytes, atomic_write_text  # noqa: E402
+from privbench.errors import PrivbenchError  # noqa: E402
 
 MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
@@ -218,10 +219,87 @@ def save_samples(originals, samples, out_dir: Path) -> None:
     atomic_torch_save({"originals": originals, "samples": flat}, out_dir / "samples.pt")
 
 
-def load_samples(out_dir: Path):
-    path = out_dir / "samples.pt"
+def load_samples(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[tuple[str, float, str], dict[str, torch.Tensor]]]:
+    """The grid's images saved by :func:`save_samples` (none when there is no ``samples.pt``).
+
+    A file that is not what ``save_samples`` writes (truncated, another format, images that do not line up
+    with the originals) is one :class:`PrivbenchError` line: the grid cannot be drawn from it.
+    """
+    path = Path(out_dir) / "samples.pt"
     if not path.exists():
         return {}, {}
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    samples = {tuple(json.loads(k)): v for k, v in state["samples"].items()}
-    return state["originals"], samples
+
+    def refuse(why: str) -> PrivbenchError:
+        return PrivbenchError(f"{path} is not a privbench samples file ({why}); delete it to redraw the report "
+                              "without the reconstruction grid, or run the benchmark again")
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, empty, another format, or pickled code (refused by weights_only)
+        raise refuse("not a weights-only torch file") from None
+    if not isinstance(state, dict) or not isinstance(state.get("originals"), dict) \
+            or not isinstance(state.get("samples"), dict):
+        raise refuse("no 'originals' and 'samples' tables")
+    originals = state["originals"]
+    if not all(isinstance(v, torch.Tensor) and v.dim() == 4 for v in originals.values()):
+        raise refuse("an original is not an N×C×H×W image tensor")
+    samples = {}
+    for key, recon in state["samples"].items():
+        try:
+            defense, strength, attack = json.loads(key)
+            label = (str(defense), float(strength), str(attack))
+        except (TypeError, ValueError):
+            raise refuse(f"bad grid key {key!r}") from None
+        if not isinstance(recon, dict) or not set(originals) <= set(recon) or any(
+                not isinstance(recon[n], torch.Tensor) or recon[n].shape != originals[n].shape for n in originals):
+            raise refuse(f"the reconstructions of {key} do not match the originals")
+        samples[label] = recon
+    return originals, samples
+
+
+#: the columns the report reads (older tables without the newer columns still redraw)
+REPORT_COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
+                  "defense", "defense_params", "strength", "attack", "metric", "kind", "value", "ci_low", "ci_high"]
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """``results.csv`` for the report, refused with one line when it cannot be what privbench wrote.
+
+    privbench writes the table in one atomic step, ending in a newline; a file without it was cut short (a
+    copy or a transfer interrupted), and its last row would be drawn with missing values.
+    """
+    from privbench.results import read_csv
+
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(size - 1, 0))
+            last = fh.read(1)
+    except FileNotFoundError:
+        raise PrivbenchError(f"results file not found: {path}") from None
+    except OSError as exc:
+        raise PrivbenchError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if size == 0:
+        raise PrivbenchError(f"{path} is empty: not a privbench results table")
+    if last != b"\n":
+        raise PrivbenchError(f"{path} is truncated (its last row is cut short): run the benchmark again")
+    try:
+        frame = read_csv(path)
+    except PrivbenchError:
+        raise
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+        first = str(exc).strip().splitlines()
+        raise PrivbenchError(f"{path} is not a privbench results table ({first[0] if first else type(exc).__name__})"
+                             ) from None
+    missing = [c for c in REPORT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")
+    if frame.empty:
+        raise PrivbenchError(f"{path} has no rows: nothing to report")
+    blank = frame[["metric", "kind", "defense", "attack"]].isna().any(axis=1)
+    if blank.any():
+        raise PrivbenchError(f"{path}: row {int(blank.to_numpy().argmax()) + 2} has no metric, kind, defense or "
+                             "attack: not a complete privbench results table")
+    return frame

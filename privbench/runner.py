@@ -368,10 +368,24 @@ class Benchmark:
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
 
-    def run(self) -> RunOutput:
-        from privbench.preflight import check_grid  # sizes and recognizers, refused before any compute
+    def check_inputs(self) -> None:
+        """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers
+        (from the config alone, :mod:`privbench.preflight`), then every dataset's files (their content keys,
+        computed once per run anyway: a missing file stops here), then the probe sets themselves (unreadable
+        images, and the metrics' protocol preconditions, e.g. face-id's two images per identity)."""
+        from privbench.preflight import check_grid
 
         check_grid(self.config, self.metrics)
+        self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
+        for metric in self.metrics:
+            if (check_probes := getattr(metric, "check_probes", None)) is not None:
+                for probe in self.probes:
+                    if metric.applies_to(probe):
+                        check_probes(probe)
+        self.probes  # noqa: B018 - loaded now, so that an unreadable probe image fails before training
+
+    def run(self) -> RunOutput:
+        self.check_inputs()
         settings = self.defense_settings()
         total = len(settings) * (1 + len(self.config.attacks))
         rows: list[dict[str, Any]] = []

@@ -19,15 +19,24 @@ def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, t
     path = Path(path).expanduser()
     if not path.is_file():
         raise PrivbenchError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise PrivbenchError(f"{what} file {path} is empty (0 bytes)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PrivbenchError(f"cannot read {what} file {path}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # truncated, another format, or pickled code (refused by weights_only)
+        raise PrivbenchError(f"cannot read {what} file {path}: {first_line(exc)}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise PrivbenchError(f"{what} file {path} does not hold a state dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PrivbenchError(f"{what} file {path} does not hold a state dict (names to tensors)")
     return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message, or its type name when the message is empty: many
+    loaders raise with no text (``str(exc).splitlines()[0]`` would itself fail with an IndexError)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_weights_into(network: torch.nn.Module, path: str | Path, what: str) -> None:
@@ -36,7 +45,7 @@ def load_weights_into(network: torch.nn.Module, path: str | Path, what: str) -> 
     state = load_state_dict_file(path)
     try:
         network.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
         raise PrivbenchError(f"weights {Path(path).expanduser()} do not fit {what}: {detail}") from None

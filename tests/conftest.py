@@ -85,3 +85,16 @@ def gaussian_blur(images, sigma: float):
     from privbench.data.base import gaussian_blur as blur
 
     return blur(images, sigma)
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """Run the ``privbench`` command line in-process: (exit code, stdout, stderr)."""
+    from privbench.cli import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

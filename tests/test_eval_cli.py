@@ -4,10 +4,9 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import SMALL, gaussian_blur, write_config
+from conftest import SMALL, cli, gaussian_blur, write_config
 from PIL import Image
 
-from privbench.cli import main
 from privbench.components import load_components
 from privbench.registry import DATASETS
 
@@ -25,16 +24,6 @@ TINY.update(
     attacks=[{"name": "inverse-net", "params": {"epochs": 1}}],
     metrics=["psnr"],
 )
-
-
-def cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, write_config
+from conftest import SMALL, cli, write_config
 from PIL import Image
 
-from privbench.cli import main
 from privbench.components import load_components
 from privbench.config import load_config
 from privbench.data.base import ImageSet
@@ -24,16 +23,6 @@ from privbench.registry import DATASETS, METRICS
 load_components()
 
 FACENET_FILE = "20180402-114759-vggface2.pt"
-
-
-def cli(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(autouse=True)

@@ -78,12 +78,43 @@ def _fingerprint(paths: Sequence[Path]) -> list[Any]:
     return [len(paths), files_digest([p.resolve() for p in paths], root=root)]
 
 
-def read_rgb(path: Path, dataset: str) -> Image.Image:
+#: integer modes of more than 8 bits per sample; Pillow's ``convert("RGB")`` clips them at 255 (a 16-bit
+#: image turns almost white), so they are scaled down instead
+_WIDE_INTEGER_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def rgb8(img: Image.Image) -> Image.Image:
+    """``img`` as 8-bit RGB, whatever its mode, or ``ValueError`` saying why it cannot be.
+
+    Palette, 1-bit, L, LA, RGBA (alpha dropped), CMYK and YCbCr go through Pillow's conversion. 16-bit
+    samples (``I;16*``, and ``I`` as Pillow opens 16-bit PNGs) are scaled by 255/65535 and rounded; a 32-bit
+    ``I`` image with values outside 0..65535 and floating-point ``F`` images have no agreed range and are refused.
+    """
+    if img.mode in _WIDE_INTEGER_MODES:
+        values = np.asarray(img, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"{img.mode} image with values {values.min()}..{values.max()} outside 16 bits")
+        scaled = np.rint(values * (255.0 / 65535.0)).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    if img.mode == "F":
+        raise ValueError("32-bit floating-point image (mode F): its value range is unknown; save it as 8 or "
+                         "16-bit integers")
+    return img.convert("RGB")
+
+
+def read_rgb(path: Path, dataset: str | None = None) -> Image.Image:
+    """The image at ``path`` as 8-bit RGB (:func:`rgb8`); an unreadable file or unsupported mode is one
+    :class:`PrivbenchError` line naming the file."""
+    where = f"dataset '{dataset}': " if dataset else ""
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
-    except OSError as exc:
-        raise PrivbenchError(f"dataset '{dataset}': cannot read image {path}: {exc}") from None
+            img.load()
+            return rgb8(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # OSError covers unreadable and truncated files (UnidentifiedImageError is one); some decoders raise
+        # ValueError or SyntaxError on a malformed header
+        text = [line for line in str(exc).splitlines() if line.strip()]
+        raise PrivbenchError(f"{where}cannot read image {path}: {text[0] if text else type(exc).__name__}") from None
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -342,8 +373,11 @@ class AttributeCSV(RealDataset):
             raise PrivbenchError("dataset 'attribute-csv': parameter 'csv' is required")
         path = _existing_file(self.params["csv"], self.name, "CSV file")
         base = _existing_dir(self.params["root"], self.name) if self.params["root"] else path.parent
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise PrivbenchError(f"dataset 'attribute-csv': {path} is not a UTF-8 CSV table ({exc})") from None
         column = self.params["image_column"]
         if not rows or column not in rows[0]:
             raise PrivbenchError(f"dataset 'attribute-csv': {path} has no column '{column}'")
@@ -360,7 +394,15 @@ class AttributeCSV(RealDataset):
                     raise PrivbenchError(f"dataset 'attribute-csv': column '{name}' row {i + 2} is {cell!r}, "
                                          "expected 0 or 1")
                 values[i, j] = cell == "1"
-        return [base / os.path.normpath(row[column]) for row in rows], values, attributes
+        paths = []
+        for i, row in enumerate(rows):
+            if not (row.get(column) or "").strip():
+                raise PrivbenchError(f"dataset 'attribute-csv': {path} row {i + 2} has no image path")
+            image = base / os.path.normpath(row[column].strip())
+            if not image.is_file():  # every image is checked here, before the data is fingerprinted or loaded
+                raise PrivbenchError(f"dataset 'attribute-csv': {path} row {i + 2} names a missing image: {image}")
+            paths.append(image)
+        return paths, values, attributes
 
     def files(self) -> list[Path]:
         return self.table()[0]
