@@ -22,7 +22,7 @@ import torch
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
-from privbench.errors import MetricUnavailable
+from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.statistics import mean_ci, wilson_ci
 from privbench.registry import Component
 
@@ -58,8 +58,11 @@ class MetricContext:
 
 
 def unit_range(images: torch.Tensor) -> torch.Tensor:
-    """Float images clamped to [0, 1]; returned as they are (no copy) when already in range."""
+    """Float images clamped to [0, 1]; returned as they are (no copy) when already in range. NaN or ±inf is
+    refused: clamping would turn it into a plausible pixel and the score into a number that means nothing."""
     images = images.float()
+    if not bool(torch.isfinite(images).all()):
+        raise PrivbenchError("images to score contain NaN or infinite values")
     low, high = torch.aminmax(images)
     return images if bool(low >= 0) and bool(high <= 1) else images.clamp(0, 1)
 

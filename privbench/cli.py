@@ -33,6 +33,8 @@ def _common(func):
                      help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)"),
         click.option("--no-cache", is_flag=True, help="recompute everything and store nothing"),
         click.option("--quiet", is_flag=True, help="no progress bars"),
+        click.option("--keep-going", is_flag=True, help="record a failed grid point in the report and go on "
+                     "(exit status 3 at the end); by default the run stops at the first failure"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -50,7 +52,8 @@ def _overrides(name, seed, device) -> dict[str, Any]:
     return out
 
 
-def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str):
+def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str,
+             keep_going: bool = False):
     """Run ``config`` and publish its outputs as one folder, OUT/NAME.
 
     The output and cache folders are checked first, so a folder that cannot be written fails before any
@@ -71,7 +74,7 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     if cache.enabled:
         check_writable_folder(cache.root, "--cache-dir")
     started = time.perf_counter()
-    engine = Benchmark(config, cache, progress=not quiet)
+    engine = Benchmark(config, cache, progress=not quiet, keep_going=keep_going)
     output = engine.run()
     figures = cache if cache.enabled else None
 
@@ -131,7 +134,7 @@ def resolve_config(config_file: str | None) -> str | None:
 @click.option("--split", default=None, help="named cut point of the model (default: the model's own)")
 @_common
 def run(config_file, defense_files, model_name, split, out_root, name, seed, device, cache_dir, no_cache,
-        quiet) -> None:
+        quiet, keep_going) -> None:
     """Run a benchmark: CONFIG_FILE (YAML), or the embedded default on synthetic data when omitted.
 
     Trains/loads the task model, applies every defense at every strength, fits every attack against each
@@ -151,9 +154,22 @@ def run(config_file, defense_files, model_name, split, out_root, name, seed, dev
         text = yaml.safe_dump(config.raw, sort_keys=False)
     else:
         text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
-    output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text)
+    output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text, keep_going)
     click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
+    _exit_if_failed(output)
+
+
+#: exit status of a --keep-going run in which some grid points failed (their rows are missing)
+EXIT_POINTS_FAILED = 3
+
+
+def _exit_if_failed(output) -> None:
+    if output.failures:
+        listed = "; ".join(f"{step} ({why})" for step, why in output.failures)
+        click.echo(f"privbench: error: {len(output.failures)} grid step(s) failed and are missing from the results "
+                   f"(also in report.md): {listed}", err=True)
+        sys.exit(EXIT_POINTS_FAILED)
 
 
 @cli.command()
@@ -171,7 +187,7 @@ def run(config_file, defense_files, model_name, split, out_root, name, seed, dev
 @click.option("--config", "config_file", default=None, help="YAML config to start from (default: embedded)")
 @_common
 def attack(defense, defense_file, strength, defense_params, attack_name, attack_params, model_name, split, datasets,
-           config_file, out_root, name, seed, device, cache_dir, no_cache, quiet) -> None:
+           config_file, out_root, name, seed, device, cache_dir, no_cache, quiet, keep_going) -> None:
     """Run one grid point: one defense setting against one attack; print a short table."""
     from privbench.components import load_components
     from privbench.config import config_data, configured_params, load_config, with_model
@@ -220,10 +236,12 @@ def attack(defense, defense_file, strength, defense_params, attack_name, attack_
         overrides["probes"] = [probe(d) for d in datasets]
         config = load_config(config_file, overrides)
     output, run_dir, elapsed, _ = _execute(config, out_root, cache_dir, no_cache, quiet,
-                                           yaml.safe_dump(config.raw, sort_keys=False))
-    table = summary_table(output.frame)
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+                                           yaml.safe_dump(config.raw, sort_keys=False), keep_going)
+    if not output.frame.empty:
+        table = summary_table(output.frame)
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"-> {run_dir / 'results.csv'} ({elapsed:.1f}s)")
+    _exit_if_failed(output)
 
 
 @cli.command()
@@ -417,10 +435,29 @@ def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool,
     click.echo(f"{len(table)} rows ({len(chosen)} seeds) -> {out_path} ({time.perf_counter() - started:.1f}s)")
 
 
+INTERRUPTED = ("privbench: interrupted; finished grid points are in the cache, so the same command resumes where "
+               "this one stopped")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends the run like Ctrl-C: a message, exit status 130, the
+    finished points kept in the cache. Only from the main thread (where Python delivers signals)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turns user errors into one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if argv is None:  # the installed command, not an in-process call (tests keep their own handlers)
+        _stop_on_sigterm()
     try:
         cli.main(args=args, prog_name="privbench", standalone_mode=False)
     except PrivbenchError as exc:
@@ -429,17 +466,14 @@ def main(argv: list[str] | None = None) -> None:
         # one line whatever the message holds (an embedded exception text can span lines)
         click.echo(f"privbench: error: {' '.join(str(exc).split()) or type(exc).__name__}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("privbench: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C / SIGTERM into Abort
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
         if debug:
             raise
         click.echo(f"privbench: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code or 2)
-    except KeyboardInterrupt:
-        click.echo("privbench: interrupted", err=True)
-        sys.exit(130)
     except OSError as exc:
         # The machine, not privbench: a full disk or a folder that turned read-only mid-run (e.g. while the cache
         # is written). Other OSErrors may be bugs and keep their traceback.

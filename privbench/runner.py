@@ -66,9 +66,15 @@ class RunOutput:
     samples: dict[tuple[str, float, str], dict[str, torch.Tensor]]  # (defense, strength, attack) -> probe -> x̂
     originals: dict[str, torch.Tensor]  # probe name -> uint8 originals of the first images
     notes: list[str]
+    #: (step, reason) of the grid steps that failed under ``keep_going`` (their rows are missing)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
+    """8-bit images, as if saved; a reconstruction with NaN or ±inf (a diverged attack) is refused, since
+    casting it would give arbitrary pixels that score like a real reconstruction."""
+    if not bool(torch.isfinite(x).all()):
+        raise PrivbenchError("the attack's reconstructions contain NaN or infinite values (it diverged)")
     return x.clamp(0, 1).mul(255.0).round().to(torch.uint8)
 
 
@@ -79,9 +85,11 @@ def dataset_spec(item: ComponentConfig) -> dict[str, Any]:
 class Benchmark:
     """Runs the grid of a :class:`RunConfig`; datasets and the model load lazily (a warm run needs neither)."""
 
-    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True) -> None:
+    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True, keep_going: bool = False) -> None:
         self.config = config
         self.cache = cache
+        #: record a failed grid point and go on (``--keep-going``) instead of stopping the run
+        self.keep_going = keep_going
         self.device = resolve_device(config.device)
         self.seed = config.seed
         self.show_progress = progress
@@ -91,6 +99,8 @@ class Benchmark:
         self._status: Callable[[str], None] | None = None
         #: how many trained defenses this engine fitted (not loaded from the cache or a file)
         self.fits = 0
+        #: (step, reason) of every grid step that failed under ``keep_going``
+        self.failures: list[tuple[str, str]] = []
 
     # ---- lazily loaded inputs -------------------------------------------------------------------------
     def load_set(self, item: ComponentConfig) -> ImageSet:
@@ -368,6 +378,21 @@ class Benchmark:
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
 
+    def guarded(self, step: str, compute: Callable[[], Any], skipped: Any) -> Any:
+        """``compute()`` of one grid step. A failure names the step: by default the run stops with it (finished
+        points stay cached, so a rerun resumes); with ``keep_going`` it is recorded in :attr:`failures` (and
+        the report) and ``skipped`` stands in for the step's output. Interrupts always stop the run."""
+        try:
+            return compute()
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            if not self.keep_going:
+                raise PointFailed(f"grid point {step} failed: {why} (finished points are cached: fix it and run "
+                                  f"again to resume, or --keep-going to record it and go on; --debug shows the "
+                                  f"traceback)") from exc
+            self.failures.append((step, why))
+            return skipped
+
     def check_inputs(self) -> None:
         """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers
         (from the config alone, :mod:`privbench.preflight`), then every dataset's files (their content keys,
@@ -396,17 +421,21 @@ class Benchmark:
             self._status = bar.set_postfix_str
             for defense in settings:
                 bar.set_postfix_str(f"{defense.name}={defense.strength:g} utility")
-                rows += self.utility_rows(defense)
-                rows += self.cost_rows(defense)
+                step = f"{defense.name}={defense.strength:g} utility and edge cost"
+                rows += self.guarded(step, lambda d=defense: self.utility_rows(d) + self.cost_rows(d), [])
                 bar.update()
                 for attack_cfg in self.config.attacks:
                     bar.set_postfix_str(f"{defense.name}={defense.strength:g} {attack_cfg.name}")
-                    out = self.point(defense, attack_cfg)
+                    step = f"{defense.name}={defense.strength:g} / {attack_cfg.name}"
+                    out = self.guarded(step, lambda d=defense, a=attack_cfg: self.point(d, a), None)
+                    bar.update()
+                    if out is None:
+                        continue
                     rows += out.rows
                     samples[(defense.name, defense.strength, attack_cfg.name)] = out.samples
                     notes += [n for n in out.notes if n not in notes]
-                    bar.update()
             self._status = None
+        notes += [f"FAILED: grid point {step}: {why}" for step, why in self.failures]
         run_id = f"{self.config.name}-{self.config.config_hash[:8]}"
         for row in rows:
             row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),
@@ -414,10 +443,19 @@ class Benchmark:
         frame = to_frame(rows)
         if len(self.config.attacks) > 1:
             frame = add_worst_case(frame, METRICS)
-        return RunOutput(frame, samples, self.originals(), notes)
+        return RunOutput(frame, samples, self.originals(), notes, list(self.failures))
 
 
-def run_benchmark(config: RunConfig, cache: Cache, progress: bool = True) -> RunOutput:
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+class PointFailed(PrivbenchError):
+    """A grid step raised: the message names the step and the cause; the cause is chained (``--debug``)."""
+
+
+def run_benchmark(config: RunConfig, cache: Cache, progress: bool = True, keep_going: bool = False) -> RunOutput:
     if not config.defenses:
         raise PrivbenchError("config has no defenses to evaluate")
-    return Benchmark(config, cache, progress).run()
+    return Benchmark(config, cache, progress, keep_going).run()
