@@ -35,7 +35,7 @@ from privbench.data.base import ImageSet, concat
 from privbench.defenses.base import Defense, FitContext, TrainedDefense
 from privbench.defenses.saved import SavedDefense, read_defense
 from privbench.device import derive_seed, resolve_device, seed_everything
-from privbench.errors import MetricUnavailable, PrivbenchError
+from privbench.errors import MetricUnavailable, PrivbenchError, described
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
 from privbench.models.base import ModelSpec
 from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
@@ -385,7 +385,7 @@ class Benchmark:
         try:
             return compute()
         except Exception as exc:
-            why = f"{type(exc).__name__}: {first_line(exc)}"
+            why = described(exc)
             if not self.keep_going:
                 raise PointFailed(f"grid point {step} failed: {why} (finished points are cached: fix it and run "
                                   f"again to resume, or --keep-going to record it and go on; --debug shows the "
@@ -444,11 +444,6 @@ class Benchmark:
         if len(self.config.attacks) > 1:
             frame = add_worst_case(frame, METRICS)
         return RunOutput(frame, samples, self.originals(), notes, list(self.failures))
-
-
-def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else "(no message)"
 
 
 class PointFailed(PrivbenchError):

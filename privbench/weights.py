@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from privbench.errors import PrivbenchError
+from privbench.errors import PrivbenchError, first_line
 
 
 def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
@@ -30,13 +30,6 @@ def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, t
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PrivbenchError(f"{what} file {path} does not hold a state dict (names to tensors)")
     return {str(k).removeprefix("module."): v for k, v in state.items()}
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-blank line of an exception's message, or its type name when the message is empty: many
-    loaders raise with no text (``str(exc).splitlines()[0]`` would itself fail with an IndexError)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def load_weights_into(network: torch.nn.Module, path: str | Path, what: str) -> None:

@@ -27,18 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from privbench.errors import PrivbenchError
+from privbench.errors import PrivbenchError, described
 from privbench.fingerprint import file_digest, files_digest, module_digest
 from privbench.models.base import ModelSpec
 from privbench.models.fx_split import fx_split
 from privbench.registry import MODELS, Param
 from privbench.split import SplitModel
 from privbench.weights import load_weights_into
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _parse(target: str) -> tuple[str, str]:
@@ -71,7 +66,7 @@ def _import_file(path: Path):
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise PrivbenchError(f"importing {path} failed: {_first_line(exc)}") from None
+        raise PrivbenchError(f"importing {path} failed: {described(exc)}") from None
     return module
 
 
@@ -86,7 +81,7 @@ def _import_module(name: str):
                              f"current directory ({cwd}), PYTHONPATH and the installed packages, or give a "
                              f"file: --model path/to/file.py:factory") from None
     except Exception as exc:
-        raise PrivbenchError(f"importing {name!r} for the custom model failed: {_first_line(exc)}") from None
+        raise PrivbenchError(f"importing {name!r} for the custom model failed: {described(exc)}") from None
 
 
 def import_factory(target: str):
@@ -142,7 +137,7 @@ class CustomModel(ModelSpec):
         try:
             net = factory(num_classes=num_classes) if _accepts_num_classes(factory) else factory()
         except Exception as exc:
-            raise PrivbenchError(f"the model factory {target} failed: {_first_line(exc)}") from None
+            raise PrivbenchError(f"the model factory {target} failed: {described(exc)}") from None
         if not isinstance(net, nn.Module):
             raise PrivbenchError(f"{target} returned a {type(net).__name__}, not an nn.Module")
         if self.params["weights"]:
@@ -159,7 +154,7 @@ class CustomModel(ModelSpec):
                 out = net(torch.zeros(1, *input_shape))
         except Exception as exc:
             raise PrivbenchError(f"{self.params['factory']} fails on a {tuple(input_shape)} input: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{described(exc)}") from None
         finally:
             net.train(was_training)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, num_classes):
