@@ -124,6 +124,12 @@ class TrainedDefense(Defense):
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         raise NotImplementedError
 
+    def diagnostics(self, defended_inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[int, int]]:
+        """Defense-specific proportions measured on the task test set's defended inputs x′ (float, CPU) and task
+        labels, as ``{metric: (successes, n)}`` — e.g. the perturbation generator's own auxiliary classifier's
+        accuracy (paper 003). Called after :meth:`apply`; reported as ``kind=input`` rows. Default: none."""
+        return {}
+
     def apply(self, model: SplitModel) -> SplitModel:
         if self.is_identity():
             return model
@@ -148,8 +154,6 @@ class TransformDefense(Defense):
         stage = self.stage()
         stage.label = f"{self.name}@{self.params['placement']}"
         if self.params["placement"] == "input":
-            front = nn.Sequential(OrderedDict(defense=stage, front=model.front))
-        else:
-            front = nn.Sequential(OrderedDict(front=model.front, defense=stage))
-        return model.with_front(front)
+            return model.with_input_stage(stage)
+        return model.with_front(nn.Sequential(OrderedDict(front=model.front, defense=stage)))
 

@@ -82,10 +82,14 @@ class SplitModel(nn.Module):
 
     def __init__(self, front: nn.Module, back: nn.Module, *, model: str, split: str,
                  value_range: tuple[float, float] = (0.0, 1.0), input_shape: tuple[int, int, int] = (3, 64, 64),
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, input_stage: nn.Module | None = None) -> None:
         super().__init__()
         self.front = front
         self.back = back
+        #: the stage that transforms the input image before the task network (an image-space defense), or
+        #: ``None``; it is also inside ``front`` (``front = input_stage → task front``), held here so the
+        #: defended image x′ can be scored on its own (:meth:`defended_input`)
+        self.input_stage = input_stage
         self.model_name = model
         self.split = split
         self.value_range = value_range
@@ -149,11 +153,44 @@ class SplitModel(nn.Module):
             raise PrivbenchError("utility: the loader yielded no images")
         return correct / total
 
+    @torch.no_grad()
+    def defended_input(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """x′: what the task network receives for float images ``images`` — the input stage's output (an
+        obfuscated or perturbed image), or the images themselves when no stage acts on the input. This is what
+        crosses the network when nothing else runs on the edge (papers 003 and 004). CPU, in [0, 1]."""
+        if self.input_stage is None:
+            return images.cpu()
+        self.eval()
+        device = self.device
+        return torch.cat([self.input_stage(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
+
     def with_front(self, front: nn.Module, split: str | None = None) -> SplitModel:
         """A new SplitModel sharing ``back`` with a different front (used by transform defenses)."""
         return self.with_parts(front, self.back, split=split)
 
+    def with_input_stage(self, stage: nn.Module) -> SplitModel:
+        """A new SplitModel whose edge side first transforms the image with ``stage`` (x′ = stage(x)), then
+        runs this model's front; the back is shared."""
+        front = nn.Sequential(OrderedDict(defense=stage, front=self.front))
+        return SplitModel(front, self.back, model=self.model_name, split=self.split, value_range=self.value_range,
+                          input_shape=self.input_shape, num_classes=self.num_classes, input_stage=stage)
+
     def with_parts(self, front: nn.Module, back: nn.Module, split: str | None = None) -> SplitModel:
-        """A new SplitModel with a different edge side and cloud side (a bottleneck changes both)."""
+        """A new SplitModel with a different edge side and cloud side (a bottleneck changes both); an input
+        stage, if any, is not carried over (``front`` is the whole new edge side)."""
         return SplitModel(front, back, model=self.model_name, split=split or self.split,
                           value_range=self.value_range, input_shape=self.input_shape, num_classes=self.num_classes)
+
+    def recut(self, split: str) -> SplitModel:
+        """The same network cut at another named layer, sharing this model's modules. Needs a front and a back
+        that are named ``nn.Sequential`` chains (the built-in nets); a deeper cut moves layers of the back to
+        the edge (PATROL, paper 002, deploys more layers on the edge)."""
+        if not (isinstance(self.front, nn.Sequential) and isinstance(self.back, nn.Sequential)):
+            raise PrivbenchError(f"model '{self.model_name}' cannot be cut at another layer here: its front and "
+                                 f"back are not named nn.Sequential chains (a built-in model such as vgg-small is)")
+        if self.input_stage is not None:
+            raise PrivbenchError("cannot recut a pipeline that transforms its input (a defended model)")
+        whole = nn.Sequential(OrderedDict([*self.front.named_children(), *self.back.named_children()]))
+        front, back = cut_sequential(whole, split)
+        return SplitModel(front, back, model=self.model_name, split=split, value_range=self.value_range,
+                          input_shape=self.input_shape, num_classes=self.num_classes)

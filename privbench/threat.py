@@ -25,6 +25,7 @@ from torch import nn
 
 from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
+from privbench.models.base import reinitialize
 from privbench.split import SplitModel, Stage, batches, pipeline_stages
 
 
@@ -66,32 +67,6 @@ def make_query(front: nn.Module, device: torch.device,
         return torch.cat([front(x[s].to(device)) for s in batches(len(x), batch_size)])
 
     return query
-
-
-def reinitialize(module: nn.Module, seed: int) -> nn.Module:
-    """Re-draw every parameter of ``module`` in place (``reset_parameters`` where a layer has one, a
-    Kaiming-uniform / zero draw otherwise), so no trained weight survives; buffers such as a fixed input
-    normalization are kept (they are part of the public architecture)."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        covered: set[int] = set()
-        for sub in module.modules():
-            reset = getattr(sub, "reset_parameters", None)
-            if callable(reset):
-                reset()
-                covered.update(id(p) for p in sub.parameters(recurse=False))
-        with torch.no_grad():
-            for p in module.parameters():
-                if id(p) in covered:
-                    continue
-                if p.ndim >= 2:
-                    nn.init.kaiming_uniform_(p, a=5**0.5)
-                else:
-                    p.zero_()
-    finally:
-        torch.random.set_rng_state(generator_state)
-    return module
 
 
 def architecture_factory(front: nn.Module, seed: int) -> Callable[[], nn.Module]:

@@ -25,8 +25,10 @@ from privbench.split import batches
 class Update:
     """One optimizer step per batch: minimize ``loss(indices)`` over ``parameters`` with Adam.
 
-    ``schedule`` is ``"cosine"`` (decay to 0 over the whole run) or ``"constant"``; ``eps`` and ``amsgrad``
-    are Adam's (He et al.'s code uses eps 1e-3 with AMSGrad for some steps).
+    ``schedule`` is ``"cosine"`` (decay to 0 over the whole run), ``"step"`` (÷10 at the halfway point, paper
+    004's schedule) or ``"constant"``; ``eps`` and ``amsgrad`` are Adam's (He et al.'s code uses eps 1e-3 with
+    AMSGrad for some steps). ``optimizer`` replaces Adam: a factory ``(parameters, lr) -> Optimizer`` (AdamW
+    with weight decay, the proximal FISTA step of :mod:`privbench.proximal`, ...).
     """
 
     parameters: Sequence[nn.Parameter]
@@ -35,6 +37,7 @@ class Update:
     schedule: str = "cosine"
     eps: float = 1e-8
     amsgrad: bool = False
+    optimizer: Callable[[list[nn.Parameter], float], torch.optim.Optimizer] | None = None
 
 
 def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, seed: int | None = None,
@@ -49,9 +52,14 @@ def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, se
         params = [p for p in update.parameters if p.requires_grad]
         if not params:
             raise ValueError("training update has no trainable parameters")
-        optimizer = torch.optim.Adam(params, lr=update.lr, eps=update.eps, amsgrad=update.amsgrad)
+        if update.optimizer is not None:
+            optimizer = update.optimizer(params, update.lr)
+        else:
+            optimizer = torch.optim.Adam(params, lr=update.lr, eps=update.eps, amsgrad=update.amsgrad)
         if update.schedule == "cosine":
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        elif update.schedule == "step":
+            schedule = torch.optim.lr_scheduler.StepLR(optimizer, max(1, steps // 2), gamma=0.1)
         elif update.schedule == "constant":
             schedule = None
         else:

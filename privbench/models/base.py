@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from privbench.fingerprint import file_digest
@@ -52,3 +53,29 @@ class ModelSpec(Component):
 
     def spec(self) -> dict:
         return {"model": self.name, "params": self.params, **self.content()}
+
+
+def reinitialize(module: nn.Module, seed: int) -> nn.Module:
+    """Re-draw every parameter of ``module`` in place (``reset_parameters`` where a layer has one, a
+    Kaiming-uniform / zero draw otherwise), so no trained weight survives; buffers such as a fixed input
+    normalization are kept (they are part of the public architecture)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        covered: set[int] = set()
+        for sub in module.modules():
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset):
+                reset()
+                covered.update(id(p) for p in sub.parameters(recurse=False))
+        with torch.no_grad():
+            for p in module.parameters():
+                if id(p) in covered:
+                    continue
+                if p.ndim >= 2:
+                    nn.init.kaiming_uniform_(p, a=5**0.5)
+                else:
+                    p.zero_()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return module
