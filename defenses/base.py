@@ -33,6 +33,7 @@ from torch import nn
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError
+from privbench.models.base import ModelSpec
 from privbench.registry import Component, Param
 from privbench.split import SplitModel, Stage
 
@@ -93,6 +94,32 @@ class Defense(Component):
     def apply(self, model: SplitModel) -> SplitModel:
         raise NotImplementedError
 
+    @property
+    def transforms_input(self) -> bool:
+        """True when the defense changes the image before the task network (x′ = D(x), an input-placement
+        transform, a perturbation generator, an obfuscator); the engine then also scores x′ itself."""
+        return self.params.get("placement") == "input"
+
+    def diagnostics(self, defended_inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[int, int]]:
+        """Defense-specific proportions measured on the task test set's defended inputs x′ (float, CPU) and task
+        labels, as ``{metric: (successes, n)}`` — e.g. the perturbation generator's own auxiliary classifier's
+        accuracy (paper 003). Called after :meth:`apply`; reported as ``kind=input`` rows. Default: none."""
+        return {}
+
+    def deployed_split(self, model_split: str) -> str:
+        """The layer the defended front ends at (the ``split`` column): the model's split, unless the defense
+        deploys another one (PATROL's pruning runs more layers on the edge)."""
+        return model_split
+
+    def check_model(self, spec: ModelSpec, model_split: str) -> None:
+        """Refuse, before anything is computed, a setting that cannot work with this model (raise
+        :class:`PrivbenchError`). Default: every model is fine."""
+
+    def reference_fronts(self, model: SplitModel) -> dict[str, nn.Module]:
+        """Other edge sides whose cost the report shows next to the defended one (e.g. the unpruned front at
+        the pruned front's split), by label. Default: none."""
+        return {}
+
 
 class TrainedDefense(Defense):
     """A defense with learned parts: ``fit`` → state → ``load_state`` → ``apply``.
@@ -123,12 +150,6 @@ class TrainedDefense(Defense):
 
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         raise NotImplementedError
-
-    def diagnostics(self, defended_inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[int, int]]:
-        """Defense-specific proportions measured on the task test set's defended inputs x′ (float, CPU) and task
-        labels, as ``{metric: (successes, n)}`` — e.g. the perturbation generator's own auxiliary classifier's
-        accuracy (paper 003). Called after :meth:`apply`; reported as ``kind=input`` rows. Default: none."""
-        return {}
 
     def apply(self, model: SplitModel) -> SplitModel:
         if self.is_identity():

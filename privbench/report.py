@@ -152,10 +152,10 @@ def _reconstruction_figure(images: torch.Tensor, top: torch.Tensor, names: list[
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (defense, strength, attack, dataset); columns are metrics."""
+    """One row per (defense, strength, split, attack, dataset); columns are metrics."""
     privacy = frame[frame["kind"] == "privacy"]
     util = frame[frame["kind"] == "utility"]
-    table = privacy.pivot_table(index=["defense", "strength", "attack", "dataset"], columns="metric",
+    table = privacy.pivot_table(index=["defense", "strength", "split", "attack", "dataset"], columns="metric",
                                 values="value", aggfunc="first").reset_index()
     if not util.empty:
         u = util.pivot_table(index=["defense", "strength"], columns="metric", values="value", aggfunc="first")
@@ -164,11 +164,21 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (defense, strength): the edge side's ``kind=cost`` figures (parameters, MACs, latency)."""
-    cost = frame[frame["kind"] == "cost"]
-    if cost.empty:
-        return cost
-    return cost.pivot_table(index=["defense", "strength"], columns="metric", values="value",
+    """One row per (defense, strength, front): the ``kind=cost`` figures (parameters, MACs, latency) of the edge
+    side (``edge``) and of any reference front a defense reports (``edge-unpruned``)."""
+    return _kind_table(frame, "cost")
+
+
+def input_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (defense, strength, dataset): the ``kind=input`` metrics of the defended image x′ itself."""
+    return _kind_table(frame, "input")
+
+
+def _kind_table(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    part = frame[frame["kind"] == kind]
+    if part.empty:
+        return part
+    return part.pivot_table(index=["defense", "strength", "split", "dataset"], columns="metric", values="value",
                             aggfunc="first").reset_index()
 
 
@@ -188,7 +198,8 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
     if first is not None:
         lines += [f"- run: `{first['run_id']}` (config hash `{first['config_hash']}`, seed {first['seed']}, "
                   f"privbench {first['privbench_version']}, git `{first['git_sha']}`)",
-                  f"- model: `{first['model']}` cut at `{first['split']}`", ""]
+                  f"- model: `{first['model']}` cut at `{frame['split'].mode().iloc[0]}` (a defense may deploy "
+                  f"another split: see the `split` column)", ""]
     lines += ["Privacy metrics are scored on reconstructions by each attack, fitted against each defended pipeline "
               "(adaptive attacker). Utility is the defended pipeline's task score.", ""]
     if notes:
@@ -200,6 +211,12 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
                   "accumulates per image (torch's FlopCounterMode: convolutions and matrix products; elementwise "
                   "ops, pooling and normalization count zero), batch-1 latency and batched throughput on this "
                   "run's device (one CPU thread).", "", markdown_table(costs), ""]
+    seen = input_table(frame)
+    if not seen.empty:
+        lines += ["## The defended image itself", "", "For defenses that transform the image (x′ = D(x)): the "
+                  "privacy metrics of x′ against x with no inversion — what an observer of x′ learns, as papers 003 "
+                  "and 004 score it (there, x′ is what crosses the network) — and the defense's own diagnostics.",
+                  "", markdown_table(seen), ""]
     if plots or grid:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
         if grid:

@@ -7,6 +7,7 @@ Everything expensive is cached by the hash of everything upstream of it (``privb
 - ``defense``: the state of a trained defense (autoencoder, ...), fitted once per (task model, defense
   parameters, training data, seed);
 - ``cost``: the edge cost of a defended pipeline (parameters, MACs, latency of front + edge stages);
+- ``input``: privacy metrics of the defended image x′ itself, for defenses that transform the image;
 - ``attacker``: a fitted attacker, keyed by the *effective* defense (all zero-strength settings share one);
 - ``recon``: reconstructions of every probe set (8-bit, as if saved as images);
 - ``point``: the finished rows of a grid point, so a rerun recomputes nothing it has.
@@ -47,7 +48,7 @@ from privbench.worst_case import add_worst_case
 #: how many images of each probe set are kept for the reconstruction grid
 SAMPLES_PER_PROBE = 3
 #: bump when the engine changes in a way that invalidates cached grid points
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: a pruned pipeline had shared (and overwritten) layers of the task model's back
 #: cost rows: metric name -> (field of :class:`~privbench.edge_cost.EdgeCost`, unit)
 COST_METRICS = {"edge-params": "params", "edge-macs": "macs", "edge-latency-ms": "latency_ms",
                 "edge-images-per-s": "images_per_s"}
@@ -118,8 +119,9 @@ class Benchmark:
     def model(self) -> SplitModel:
         from privbench.task_model import task_model
 
-        return task_model(self.config.model, self.task_train, self.train_key, self.seed,
-                          self.device, self.cache)
+        model = task_model(self.config.model, self.task_train, self.train_key, self.seed, self.device, self.cache)
+        self._model_snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return model
 
     @functools.cached_property
     def attacker_images(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -247,13 +249,24 @@ class Benchmark:
             if isinstance(defense, TrainedDefense) and defense.state is None and not defense.is_identity():
                 defense.load_state(self.fit_defense(defense))
             self._defended[key] = defense.apply(self.model)
+            self.check_model_unchanged(f"fitting and applying defense '{defense.name}'")
         return self._defended[key]
+
+    def check_model_unchanged(self, after: str) -> None:
+        """Every setting is measured against the same task model: a defense (or attack) that wrote into it would
+        silently change every later row, so this is checked after each defended pipeline is built."""
+        current = self.model.state_dict()
+        changed = [k for k, v in self._model_snapshot.items() if not torch.equal(v, current[k])]
+        if changed:
+            raise PrivbenchError(f"internal error: {after} changed the task model's '{changed[0]}' (every later "
+                                 f"result would be wrong); please report it")
 
     # ---- rows -----------------------------------------------------------------------------------------
     def row(self, defense: Defense, attack: str, dataset: str, metric: str, kind: str, score: Score,
             seconds: float) -> dict:
         return base_row(
-            seed=self.seed, dataset=dataset, model=self.model_spec.label, split=self.config.model.split,
+            seed=self.seed, dataset=dataset, model=self.model_spec.label,
+            split=defense.deployed_split(self.config.model.split),
             defense=defense.name, defense_params=params_json(defense.params), strength=defense.strength,
             codec="none", quality="", attack=attack, metric=metric, kind=kind, value=score.value,
             ci_low=score.ci_low, ci_high=score.ci_high, ci_method=score.ci_method, n=score.n,
@@ -292,14 +305,57 @@ class Benchmark:
         def compute() -> list[dict[str, Any]]:
             from privbench.edge_cost import edge_cost
 
-            start = time.perf_counter()
-            cost = edge_cost(self.defended(defense).front, self.model.input_shape, self.device)
-            seconds = time.perf_counter() - start
-            return [self.row(defense, "none", "edge", metric, "cost",
-                             Score(float(getattr(cost, field)), float("nan"), float("nan"), 1, ""), seconds)
-                    for metric, field in COST_METRICS.items()]
+            fronts = {"edge": self.defended(defense).front}
+            fronts.update({f"edge-{label}": front for label, front in defense.reference_fronts(self.model).items()})
+            rows = []
+            for dataset, front in fronts.items():
+                start = time.perf_counter()
+                cost = edge_cost(front, self.model.input_shape, self.device)
+                seconds = time.perf_counter() - start
+                rows += [self.row(defense, "none", dataset, metric, "cost",
+                                  Score(float(getattr(cost, field)), float("nan"), float("nan"), 1, ""), seconds)
+                         for metric, field in COST_METRICS.items()]
+            return rows
 
         return self.cache.get_or_create("cost", key, compute)
+
+    def input_rows(self, defense: Defense) -> list[dict[str, Any]]:
+        """``kind=input`` rows of a defense that transforms the image (blur, perturbation, obfuscator, ...): the
+        privacy metrics of the defended image x′ itself against x — what an observer of x′ learns, the quantity
+        papers 003 and 004 score (there, x′ is what crosses the network) — on the task's test set and every
+        probe set, plus the defense's own diagnostics (e.g. its auxiliary classifier's accuracy on x′).
+        ``attack`` is ``none``: no inversion is involved, so these rows never enter the worst case."""
+        metrics = [m for m in self.metrics if m.side == "privacy"]
+        if defense.is_identity() or not defense.transforms_input:
+            return []
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(), "test": self.test_key,
+               "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
+               "ci": self.config.ci_level, "labels": [defense.name, defense.params], "version": __version__}
+
+        def compute() -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            defended = self.defended(defense)
+            rows = []
+            sets = [(self.config.task_test.name, self.task_test)]
+            sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
+            for name, images in sets:
+                seed_everything(derive_seed(self.seed, "input", defense.spec(), name))
+                x_prime = to_uint8_images(defended.defended_input(images.floats())).float().div(255.0)
+                if name == self.config.task_test.name:
+                    for metric, (hits, n) in defense.diagnostics(x_prime, images.labels["label"]).items():
+                        rows.append(self.row(defense, "none", name, metric, "input",
+                                             Score.from_proportion(hits, n, self.config.ci_level), 0.0))
+                inputs = PrivacyInputs(images.floats(), x_prime, images)
+                for metric in metrics:
+                    if metric.applies_to(images):
+                        rows.append(self.row(defense, "none", name, metric.name, "input",
+                                             metric.score(inputs, self.context), 0.0))
+            seconds = round(time.perf_counter() - start, 3)
+            for row in rows:
+                row["seconds"] = seconds
+            return rows
+
+        return self.cache.get_or_create("input", key, compute)
 
     def fitted_attack(self, defense: Defense, attack: Attack, defended: SplitModel) -> Attack:
         data, task_data, task_labels = self.attacker_images
@@ -401,6 +457,8 @@ class Benchmark:
         from privbench.preflight import check_grid
 
         check_grid(self.config, self.metrics)
+        for defense in self.defense_settings():
+            defense.check_model(self.model_spec, self.config.model.split)
         self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
         for metric in self.metrics:
             if (check_probes := getattr(metric, "check_probes", None)) is not None:
@@ -422,7 +480,8 @@ class Benchmark:
             for defense in settings:
                 bar.set_postfix_str(f"{defense.name}={defense.strength:g} utility")
                 step = f"{defense.name}={defense.strength:g} utility and edge cost"
-                rows += self.guarded(step, lambda d=defense: self.utility_rows(d) + self.cost_rows(d), [])
+                rows += self.guarded(step, lambda d=defense: self.utility_rows(d) + self.cost_rows(d)
+                                     + self.input_rows(d), [])
                 bar.update()
                 for attack_cfg in self.config.attacks:
                     bar.set_postfix_str(f"{defense.name}={defense.strength:g} {attack_cfg.name}")

@@ -40,6 +40,59 @@ SMALL = {
 }
 
 
+#: four classes told apart by their tint, under a smooth random brightness texture and pixel noise: learnt
+#: to 1.00 test accuracy by the tiny task net in 5 epochs of 200 images (synth-scenes stays at chance there)
+COLOURS = ((0.8, 0.2, 0.2), (0.2, 0.8, 0.2), (0.2, 0.2, 0.8), (0.8, 0.8, 0.2))
+
+
+def colour_set(n: int, seed: int):
+    """A 4-class ImageSet (32×32) that a tiny task network learns in seconds, for trained-defense tests."""
+    import torch
+    from torch.nn import functional as F
+
+    from privbench.data.base import ImageSet
+
+    colours = torch.tensor(COLOURS)
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % len(colours)
+    texture = F.interpolate(torch.rand(n, 1, 8, 8, generator=g), size=32, mode="bilinear", align_corners=False)
+    x = colours[labels].view(n, 3, 1, 1) * (0.5 + 0.5 * texture) + 0.08 * torch.randn(n, 3, 32, 32, generator=g)
+    return ImageSet("colours", (x.clamp(0, 1) * 255).round().to(torch.uint8), {"label": labels})
+
+
+def tiny_vgg(seed: int = 0, split: str = "relu12", classes: int = 4):
+    """vgg-small width 8 at 32×32, frozen, in eval mode, freshly initialised with ``seed``."""
+    import torch
+
+    from privbench.components import load_components
+    from privbench.registry import MODELS
+
+    load_components()
+    spec = MODELS.create("vgg-small", width=8)
+    torch.manual_seed(seed)
+    network = spec.build(classes, (3, 32, 32)).eval()
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return spec.split_model(network, split, classes, (3, 32, 32))
+
+
+def trained_task_model(train, seed: int, split: str = "relu12"):
+    """:func:`tiny_vgg` trained 5 epochs on ``train`` (e.g. :func:`colour_set`), then frozen."""
+    import torch
+
+    from privbench.training import fit_classifier
+
+    model = tiny_vgg(seed, split)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    fit_classifier(model, train.images, train.labels["label"], epochs=5, lr=3e-3, batch_size=32,
+                   device=torch.device("cpu"), seed=seed)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
