@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench_autoencoder_overhead import build as task_model  # the same frozen vgg-small task model
 from torch.nn import functional as F
 
 from privbench.components import load_components
@@ -32,18 +33,9 @@ from privbench.models.base import reinitialize
 from privbench.models.channel_pruning import blocks, fold_masks, prune, with_masks
 from privbench.models.decoders import build_decoder
 from privbench.proximal import FISTA
-from privbench.registry import DEFENSES, MODELS
+from privbench.registry import DEFENSES
 
 CPU = torch.device("cpu")
-
-
-def task_model(size: int, split: str):
-    spec = MODELS.create("vgg-small", width=8)
-    torch.manual_seed(0)
-    net = spec.build(10, (3, size, size)).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return spec.split_model(net, split, 10, (3, size, size))
 
 
 def epochs_of(images: torch.Tensor, batch_size: int, epochs: int, seed: int = 0):

@@ -152,7 +152,7 @@ def obfuscator(default: dict, cache: Cache, out: Path) -> str:
             options = accuracy.xs(family, level="defense")
             closest = (options - target).abs().idxmin()
             gap = float(options[closest] - target)
-            verdict = "within 2 points" if abs(gap) <= 0.02 else "NOT within 2 points: no equal-utility setting"
+            verdict = "within 2 points" if abs(gap) <= 0.02 + 1e-9 else "NOT within 2 points: no equal-utility setting"
             lines.append(f"\nequal utility, {family}: σ/size {closest:g} at {options[closest]:.3f} vs obfuscator "
                          f"{target:.3f} ({100 * gap:+.1f} points, {verdict})")
     return "\n".join(lines)

@@ -111,6 +111,18 @@ def reduced(**changes) -> dict:
     return data
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is as fast idle, and with two, while other processes kept this 2-core machine
+    busy, OpenMP spin-waiting stretched a trained-defense test module from 28 s to 204 s."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def small_config():
     return load_config(None, SMALL)

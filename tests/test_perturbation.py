@@ -21,14 +21,7 @@ CPU = torch.device("cpu")
 TINY = {"width": 4, "depth": 3, "epochs": 1, "aux_epochs": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is as fast idle, and with two, while other processes kept this 2-core machine
-    busy, OpenMP spin-waiting stretched this module from 28 s to 204 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context(model: SplitModel, train: ImageSet, seed: int = 0) -> FitContext:
