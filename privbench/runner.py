@@ -340,12 +340,13 @@ class Benchmark:
             sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
             for name, images in sets:
                 seed_everything(derive_seed(self.seed, "input", defense.spec(), name))
-                x_prime = to_uint8_images(defended.defended_input(images.floats())).float().div(255.0)
+                x = images.floats()
+                x_prime = to_uint8_images(defended.defended_input(x)).float().div(255.0)
                 if name == self.config.task_test.name:
                     for metric, (hits, n) in defense.diagnostics(x_prime, images.labels["label"]).items():
                         rows.append(self.row(defense, "none", name, metric, "input",
                                              Score.from_proportion(hits, n, self.config.ci_level), 0.0))
-                inputs = PrivacyInputs(images.floats(), x_prime, images)
+                inputs = PrivacyInputs(x, x_prime, images)
                 for metric in metrics:
                     if metric.applies_to(images):
                         rows.append(self.row(defense, "none", name, metric.name, "input",
@@ -449,15 +450,17 @@ class Benchmark:
             self.failures.append((step, why))
             return skipped
 
-    def check_inputs(self) -> None:
+    def check_inputs(self) -> list[Defense]:
         """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers
         (from the config alone, :mod:`privbench.preflight`), then every dataset's files (their content keys,
         computed once per run anyway: a missing file stops here), then the probe sets themselves (unreadable
-        images, and the metrics' protocol preconditions, e.g. face-id's two images per identity)."""
+        images, and the metrics' protocol preconditions, e.g. face-id's two images per identity). Returns the
+        grid's defense settings (saved defense files read and checked, each setting checked against the model)."""
         from privbench.preflight import check_grid
 
         check_grid(self.config, self.metrics)
-        for defense in self.defense_settings():
+        settings = self.defense_settings()
+        for defense in settings:
             defense.check_model(self.model_spec, self.config.model.split)
         self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
         for metric in self.metrics:
@@ -466,10 +469,10 @@ class Benchmark:
                     if metric.applies_to(probe):
                         check_probes(probe)
         self.probes  # noqa: B018 - loaded now, so that an unreadable probe image fails before training
+        return settings
 
     def run(self) -> RunOutput:
-        self.check_inputs()
-        settings = self.defense_settings()
+        settings = self.check_inputs()
         total = len(settings) * (1 + len(self.config.attacks))
         rows: list[dict[str, Any]] = []
         samples: dict[tuple[str, float, str], dict[str, torch.Tensor]] = {}
