@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense
+from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense, cpu_state
 from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
 from privbench.losses import compressibility_loss, reconstruction_loss
@@ -125,13 +125,9 @@ class Autoencoder(TrainedDefense):
 
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         encoder, decoder = self.networks(model)
-        try:
+        with self.state_must_fit():
             encoder.load_state_dict(state["encoder"])
             decoder.load_state_dict(state["decoder"])
-        except (KeyError, RuntimeError) as exc:
-            first = str(exc).splitlines()[0]
-            raise PrivbenchError(f"defense 'autoencoder': the state does not fit this model and these "
-                                 f"parameters ({first})") from None
         front = nn.Sequential(OrderedDict(front=model.front, encoder=encoder))
         back = nn.Sequential(OrderedDict(decoder=decoder, back=model.back))
         return model.with_parts(front, back)
@@ -204,5 +200,4 @@ class Autoencoder(TrainedDefense):
                   **common)
         encoder.eval()
         decoder.eval()
-        return {"encoder": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-                "decoder": {k: v.detach().cpu() for k, v in decoder.state_dict().items()}}
+        return {"encoder": cpu_state(encoder), "decoder": cpu_state(decoder)}

@@ -22,9 +22,10 @@ Each defense names the parameter that is its one ``strength`` axis for sweeps (`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -32,7 +33,7 @@ from torch import nn
 
 from privbench.cache import Cache
 from privbench.data.base import ImageSet
-from privbench.errors import PrivbenchError
+from privbench.errors import PrivbenchError, first_line
 from privbench.models.base import ModelSpec
 from privbench.registry import Component, Param
 from privbench.split import SplitModel, Stage
@@ -42,6 +43,11 @@ PLACEMENT_PARAM = Param("placement", str, "features", "where the defense acts: t
 #: For defenses defined on images only (blur, pixelate, quantize): the one placement is the input.
 INPUT_PLACEMENT_PARAM = Param("placement", str, "input", "where the defense acts: only the input image "
                               "(an image-space transform)", choices=("input",))
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s state dict: what a trained defense's ``fit`` returns for it."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
 class DefenseStage(Stage):
@@ -150,6 +156,16 @@ class TrainedDefense(Defense):
 
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def state_must_fit(self) -> Iterator[None]:
+        """Around loading a state in :meth:`build`: a state of another model or other parameters (missing keys,
+        wrong shapes, wrong types) becomes one :class:`PrivbenchError` line naming the defense."""
+        try:
+            yield
+        except (KeyError, RuntimeError, TypeError, AttributeError) as exc:
+            raise PrivbenchError(f"defense '{self.name}': the state does not fit this model and these parameters "
+                                 f"({first_line(exc)})") from None
 
     def apply(self, model: SplitModel) -> SplitModel:
         if self.is_identity():

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense
+from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense, cpu_state
 from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
 from privbench.registry import DEFENSES, Param
@@ -175,12 +175,8 @@ class Obfuscator(TrainedDefense):
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         self._check(model)
         stage = self.stage()
-        try:
+        with self.state_must_fit():
             stage.load_state_dict(state["obfuscator"])
-        except (KeyError, RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise PrivbenchError(f"defense 'obfuscator': the state does not fit this model and these "
-                                 f"parameters ({first})") from None
         return model.with_input_stage(stage)
 
     # ---- training (paper 004 §3.1, §4) ------------------------------------------------------------------
@@ -240,4 +236,4 @@ class Obfuscator(TrainedDefense):
         train(len(images), updates, epochs=p["epochs"], seed=derive_seed(context.seed, "obfuscator-adversarial"),
               **common)
         obfuscator.eval()
-        return {"obfuscator": {k: v.detach().cpu() for k, v in obfuscator.state_dict().items()}}
+        return {"obfuscator": cpu_state(obfuscator)}

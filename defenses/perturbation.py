@@ -41,7 +41,7 @@ import piq
 import torch
 from torch import nn
 
-from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense
+from privbench.defenses.base import DefenseStage, FitContext, TrainedDefense, cpu_state
 from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
 from privbench.models.base import reinitialize
@@ -171,14 +171,10 @@ class Perturbation(TrainedDefense):
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         stage = self.generator(model)
         aux = copy.deepcopy(model) if self.uses_aux else None
-        try:
+        with self.state_must_fit():
             stage.unet.load_state_dict(state["generator"])
             if aux is not None:
                 aux.load_state_dict(state["aux"])
-        except (KeyError, RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PrivbenchError(f"defense 'perturbation': the state does not fit this model and these "
-                                 f"parameters ({first})") from None
         if aux is not None:
             aux.to(model.device).eval()
             for p in aux.parameters():
@@ -243,7 +239,7 @@ class Perturbation(TrainedDefense):
         train(n, [Update(list(stage.parameters()), loss, p["lr"], schedule="cosine", optimizer=optimizer)],
               epochs=p["epochs"], batch_size=batch_size, seed=derive_seed(context.seed, "perturbation-generator"))
         stage.eval()
-        state: dict[str, Any] = {"generator": {k: v.detach().cpu() for k, v in stage.unet.state_dict().items()}}
+        state: dict[str, Any] = {"generator": cpu_state(stage.unet)}
         if aux is not None:
-            state["aux"] = {k: v.detach().cpu() for k, v in aux.state_dict().items()}
+            state["aux"] = cpu_state(aux)
         return state

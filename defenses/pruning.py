@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from privbench.defenses.base import FitContext, TrainedDefense
+from privbench.defenses.base import FitContext, TrainedDefense, cpu_state
 from privbench.device import derive_seed
 from privbench.edge_cost import count_params
 from privbench.errors import PrivbenchError
@@ -168,14 +168,10 @@ class Pruning(TrainedDefense):
     # ---- the pruned pipeline --------------------------------------------------------------------------
     def build(self, model: SplitModel, state: dict[str, Any]) -> SplitModel:
         deep = self._deep(model)
-        try:
+        with self.state_must_fit():
             front, back = prune(deep.front, deep.back, state["kept"])
             front.load_state_dict(state["front"])
             back.load_state_dict(state["back"])
-        except (KeyError, RuntimeError, TypeError) as exc:
-            first = str(exc).splitlines()[0]
-            raise PrivbenchError(f"defense 'pruning': the state does not fit this model and these parameters "
-                                 f"({first})") from None
         return deep.with_parts(front, back, split=deep.split)
 
     # ---- training (Algorithm 1) -------------------------------------------------------------------------
@@ -334,5 +330,4 @@ class Pruning(TrainedDefense):
         pruned_front.eval()
         pruned_back.eval()
         return {"kept": kept, "masks": masks,
-                "front": {k: v.detach().cpu() for k, v in pruned_front.state_dict().items()},
-                "back": {k: v.detach().cpu() for k, v in pruned_back.state_dict().items()}}
+                "front": cpu_state(pruned_front), "back": cpu_state(pruned_back)}
