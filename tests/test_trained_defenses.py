@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reduced, write_config
+from conftest import reduced, tiny_vgg, write_config
 from torch import nn
 
 from privbench.cache import Cache
@@ -20,7 +20,7 @@ from privbench.defenses.autoencoder import Autoencoder, BottleneckDecoder, Bottl
 from privbench.defenses.saved import read_defense
 from privbench.errors import PrivbenchError
 from privbench.losses import compressibility_loss, dct2, prediction_residual
-from privbench.registry import DEFENSES, MODELS
+from privbench.registry import DEFENSES
 from privbench.runner import Benchmark
 from privbench.split import SplitModel
 from privbench.training import Update, train
@@ -38,13 +38,7 @@ def tiny_config(**defense_params):
 
 
 def split_model(split="relu12") -> SplitModel:
-    load_components()
-    spec = MODELS.create("vgg-small", width=8)
-    torch.manual_seed(0)
-    network = spec.build(4, (3, 32, 32)).eval()
-    for p in network.parameters():
-        p.requires_grad_(False)
-    return spec.split_model(network, split, 4, (3, 32, 32))
+    return tiny_vgg(0, split)
 
 
 # ---- parameters ------------------------------------------------------------------------------------------
