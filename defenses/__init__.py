@@ -5,6 +5,7 @@ from privbench.defenses import (  # noqa: F401  (registrations)
     blur,
     dropout,
     noise,
+    none,
     obfuscator,
     perturbation,
     pixelate,

@@ -62,6 +62,7 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     and a rerun leaves no stale file of the earlier one.
     """
     from privbench.cache import Cache, atomic_write_text, check_writable_folder, replace_folder
+    from privbench.rate_plots import rate_plots
     from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
     from privbench.results import write_csv
     from privbench.runner import Benchmark
@@ -82,7 +83,8 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
         write_csv(output.frame, folder / "results.csv")
         atomic_write_text(folder / "config.yaml", yaml.safe_dump(config.raw, sort_keys=False))  # `eval --run`
         save_samples(output.originals, output.samples, folder)
-        plots = privacy_utility_plots(output.frame, folder, cache=figures)
+        plots = privacy_utility_plots(output.frame, folder, cache=figures) + rate_plots(output.frame, folder,
+                                                                                         cache=figures)
         grid = reconstruction_grid(output.originals, output.samples, folder, cache=figures)
         write_report(output.frame, folder, config_text, plots, grid, output.notes)
 
@@ -207,6 +209,8 @@ def attack(defense, defense_file, strength, defense_params, attack_name, attack_
         cls = DEFENSES.get(defense)
         params = {**configured_params(data.get("defenses"), defense), **parse_assignments(defense_params)}
         if strength is not None:
+            if not cls.strength_param:
+                raise PrivbenchError(f"defense '{defense}' has no strength (--strength does not apply)")
             params[cls.strength_param] = strength
         entry, label = {"name": defense, "params": params}, defense
     attack_entry = {"name": attack_name,
@@ -308,7 +312,7 @@ def list_components(what) -> None:
             elif kind == "metrics":
                 extra = f" [{cls.side}]"
             elif kind == "defenses":
-                extra = f" [strength = {cls.strength_param}{'; trained' if cls.trained else ''}]"
+                extra = f" [strength = {cls.strength_param or '(none)'}{'; trained' if cls.trained else ''}]"
             elif kind == "models" and cls.splits:
                 extra = f" [splits: {', '.join(cls.splits)}]"
             click.echo(f"  {name}{extra}: {cls.summary}")
@@ -362,6 +366,7 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
 def report(run_dir: Path) -> None:
     """Redraw the plots and report.md of RUN_DIR from its results.csv."""
     from privbench.cache import check_writable_folder
+    from privbench.rate_plots import rate_plots
     from privbench.report import load_results, load_samples, privacy_utility_plots, reconstruction_grid, write_report
 
     # Every input is read and checked before the first file is written, and each file is replaced atomically:
@@ -370,7 +375,7 @@ def report(run_dir: Path) -> None:
     originals, samples = load_samples(run_dir)
     check_writable_folder(run_dir, "RUN_DIR")
     try:
-        plots = privacy_utility_plots(frame, run_dir)
+        plots = privacy_utility_plots(frame, run_dir) + rate_plots(frame, run_dir)
         grid = reconstruction_grid(originals, samples, run_dir) if samples else None
         write_report(frame, run_dir, "(see the original run)", plots, grid, [])
     except OSError as exc:  # a full disk: the files written so far are whole, the others unchanged
@@ -407,6 +412,112 @@ def regress(current: Path, baseline: Path, tolerances, default_tol: float, use_c
     verdict = compare(read_table(current, "current results"), read_table(baseline, "baseline"), tol, default_tol)
     click.echo(format_verdict(verdict))
     sys.exit(0 if verdict.ok else 1)
+
+
+def _bd_datasets(items) -> str | dict[str, str] | None:
+    """--dataset values: one NAME (the privacy metrics' probe set) or METRIC=NAME pairs."""
+    if not items:
+        return None
+    pairs = [i for i in items if "=" in i]
+    if not pairs:
+        if len(items) > 1:
+            raise PrivbenchError(f"--dataset: one NAME, or METRIC=NAME per metric (got {', '.join(items)})")
+        return items[0]
+    if len(pairs) != len(items):
+        raise PrivbenchError("--dataset: give either one NAME or only METRIC=NAME pairs")
+    from privbench.registry import parse_assignments
+
+    return parse_assignments(items)
+
+
+def _aligned(table, right: set[str]) -> str:
+    """``table`` (cells already text) as aligned columns: ``right`` ones right-justified, the others left."""
+    columns = list(table.columns)
+    cells = [[str(c) for c in columns], *([str(v) for v in row] for row in table.itertuples(index=False))]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(w) if c in right else v.ljust(w) for v, w, c in zip(r, widths, columns, strict=True))
+             for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@cli.command("bd")
+@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--anchor", required=True, metavar="SELECTOR",
+              help="the reference pipeline: key=value[,key=value] over result columns (defense, codec, quality, "
+                   "strength, split, model, dataset, ...) or defense.<param> / codec.<param>, e.g. "
+                   "'codec=hevc,codec.placement=input'")
+@click.option("--test", "tests", required=True, multiple=True, metavar="SELECTOR",
+              help="a pipeline compared with the anchor (repeatable; one table row each)")
+@click.option("--rate", default="bpp", show_default=True, help="the kind=rate metric on the rate axis")
+@click.option("--metric", "metrics", multiple=True, default=("accuracy",), show_default=True,
+              help="utility or privacy metric (repeatable): accuracy, map50, psnr, face-id, plate, ...")
+@click.option("--method", default="pchip", show_default=True, type=click.Choice(["pchip", "akima", "cubic"]),
+              help="interpolation of bjontegaard (pchip: the JVET sheet's; cubic: VCEG-M33's, needs 4 points)")
+@click.option("--attack", default="worst", show_default=True,
+              help="attack whose privacy metrics are read (worst: the most revealing per point)")
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME|METRIC=NAME",
+              help="probe set of the privacy metrics when they are on several (or METRIC=NAME, repeatable)")
+@click.option("--min-overlap", type=click.FloatRange(0.0, 1.0), default=0.75, show_default=True,
+              help="warn when the two curves share less than this fraction of their range")
+@click.option("--log-rate/--linear-rate", default=True, show_default=True, help="rate axis of the plots")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for bd.csv and bd_<metric>.png (default: the CSV's folder)")
+def bd_command(csv_path: Path, anchor: str, tests, rate: str, metrics, method: str, attack: str, datasets,
+               min_overlap: float, log_rate: bool, out_dir: Path | None) -> None:
+    """Bjøntegaard-Delta table of the --test pipelines against the --anchor (paper 000, Tables I and III).
+
+    Each selector's grid points (averaged over seeds) are reduced to their Pareto front — for utility the best
+    setting at each rate, for privacy the most revealing — and compared with bjontegaard. BD-rate < 0: the test
+    needs fewer bits for the same metric value; BD-metric > 0: the test's metric is higher at the same rate (for
+    PSNR, face-id and other leakier-when-higher privacy metrics: it leaks more). Writes bd.csv and one
+    bd_<metric>.png per metric. Exit status 0 when at least one BD value was computed, 1 otherwise.
+    """
+    import io
+
+    from privbench.cache import atomic_write_text, check_writable_folder
+    from privbench.metrics.bd import bd_report, metric_column, parse_selector, plot_fronts, rate_column
+    from privbench.results import read_csv
+
+    anchor_sel = parse_selector(anchor)
+    test_sels = [parse_selector(t) for t in tests]
+    chosen = _bd_datasets(datasets)
+    frame = read_csv(csv_path)
+    out = out_dir if out_dir is not None else (csv_path.parent if str(csv_path.parent) else Path("."))
+    report = bd_report(frame, anchor_sel, test_sels, list(metrics), rate, method, attack, chosen, min_overlap)
+    check_writable_folder(out, "--out")
+
+    table = report.table
+    shown = table.drop(columns=["anchor", "method", "note"])
+    numeric = {c for m in metrics for c in (rate_column(m), metric_column(m))}
+    for m in metrics:  # percentages to 0.1 as in paper 000's tables; metric gaps to 4 significant digits
+        shown[rate_column(m)] = [f"{v:+.1f}" if v == v else "n/a" for v in shown[rate_column(m)]]
+        shown[metric_column(m)] = [f"{v:+.4g}" if v == v else "n/a" for v in shown[metric_column(m)]]
+    click.echo(f"BD values against anchor '{anchor_sel}' (rate {rate}, method {method}"
+               + (f", privacy metrics at attack={attack}" if any(c[0].kind == "privacy" for c in report.curves.values())
+                  else "") + ")")
+    click.echo(_aligned(shown, numeric))
+    click.echo(f"BD-rate < 0: the test needs fewer {rate} for the same metric value; BD-metric > 0: the test's metric "
+               "is higher at the same rate.")
+    for metric, curves in report.curves.items():
+        if curves[0].kind == "privacy":
+            leak = "leaks more" if curves[0].higher_is_better else "leaks less"
+            click.echo(f"  {metric} is a privacy metric (on {curves[0].dataset}): BD-{metric} > 0 means the test {leak} "
+                       "at the same rate; BD-rate < 0 that it reveals as much with fewer bits")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.6g")
+    atomic_write_text(out / "bd.csv", buffer.getvalue())
+    written = [out / "bd.csv"]
+    for metric, curves in report.curves.items():
+        labels = [f"anchor: {curves[0].label}", *(c.label for c in curves[1:])]
+        written.append(plot_fronts(curves, out / f"bd_{metric}.png", log_rate=log_rate, labels=labels))
+    click.echo(f"-> {', '.join(str(p) for p in written)}")
+    if not report.computed:
+        reasons = "; ".join(dict.fromkeys(n for r in report.results for n in r.notes)) or "no BD value"
+        click.echo(f"privbench: error: no BD value could be computed: {reasons}", err=True)
+        sys.exit(1)
 
 
 @cli.command()

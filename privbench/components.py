@@ -11,6 +11,7 @@ from __future__ import annotations
 def load_components() -> None:
     """Import every built-in component module so that their registrations run (idempotent)."""
     import privbench.attacks  # noqa: F401
+    import privbench.codecs  # noqa: F401
     import privbench.data  # noqa: F401
     import privbench.defenses  # noqa: F401
     import privbench.metrics  # noqa: F401

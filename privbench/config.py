@@ -19,15 +19,18 @@ import yaml
 from privbench.cache import spec_hash
 from privbench.components import load_components
 from privbench.errors import PrivbenchError
-from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
+from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
-            "attacks", "metrics"}
+            "codecs", "attacks", "metrics"}
 MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_blur", "fine_tune"}
 DATASET_KEYS = {"name", "params"}
 DEFENSE_KEYS = {"name", "params", "strengths"}
 DEFENSE_FILE_KEYS = {"file"}
 ATTACK_KEYS = {"name", "params"}
+CODEC_KEYS = {"name", "params", "qualities", "defenses"}
+#: the codec entry that means "no codec" (what crosses the network is sent as it is)
+NO_CODEC = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +49,20 @@ class DefenseSweep:
     strengths: tuple[float, ...]
     #: a defense fitted by ``privbench defend --save FILE``: the one setting it holds (``strengths`` has one value)
     file: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecSweep:
+    """A codec at a list of qualities (a grid axis, like a defense's strengths); ``name`` ``none`` = uncoded.
+    ``defenses``: the names of the config's defenses this entry is crossed with (``None`` = all of them)."""
+
+    name: str
+    params: dict[str, Any]
+    qualities: tuple[float, ...]
+    defenses: tuple[str, ...] | None = None
+
+    def applies_to(self, defense: str) -> bool:
+        return self.defenses is None or defense in self.defenses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +91,7 @@ class RunConfig:
     attacker_data: tuple[ComponentConfig, ...]
     probes: tuple[ComponentConfig, ...]
     defenses: tuple[DefenseSweep, ...]
+    codecs: tuple[CodecSweep, ...]
     attacks: tuple[ComponentConfig, ...]
     metrics: tuple[ComponentConfig, ...]
     raw: dict[str, Any]
@@ -204,11 +222,54 @@ def _saved_defense(path: Any) -> DefenseSweep:
     return DefenseSweep(defense.name, params, (strength,), file=str(path))
 
 
+def _codecs(value: Any, defense_names: set[str]) -> tuple[CodecSweep, ...]:
+    """The ``codecs`` axis: absent = no coding; each entry a codec (or ``none``) at a list of qualities."""
+    if value is None:
+        return (CodecSweep(NO_CODEC, {}, ()),)
+    sweeps = []
+    for i, item in enumerate(_list(value, "codecs")):
+        where = f"codecs[{i}]"
+        item = _mapping(item, where, CODEC_KEYS)
+        name = str(item.get("name"))
+        only = item.get("defenses")
+        if only is not None:
+            if not isinstance(only, list) or not only or not all(isinstance(n, str) for n in only):
+                raise PrivbenchError(f"config: '{where}.defenses' must be a non-empty list of defense names")
+            unknown = sorted(set(only) - defense_names)
+            if unknown:
+                raise PrivbenchError(f"config: '{where}.defenses' names '{unknown[0]}', which is not among the "
+                                     f"config's defenses ({', '.join(sorted(defense_names))})")
+            only = tuple(only)
+        if name == NO_CODEC:
+            if set(item) - {"name", "defenses"}:
+                raise PrivbenchError(f"config: '{where}' (no codec) takes no params or qualities")
+            sweeps.append(CodecSweep(NO_CODEC, {}, (), only))
+            continue
+        cls = CODECS.get(name)
+        params = _params(item.get("params"), where)
+        qualities = item.get("qualities", [params.get(cls.quality_param)])
+        if not isinstance(qualities, list) or not qualities:
+            raise PrivbenchError(f"config: '{where}.qualities' must be a non-empty list")
+        checked = []
+        for q in qualities:
+            instance = cls(**{**params, cls.quality_param: q}) if q is not None else cls(**params)
+            value_q = float(instance.params[cls.quality_param])
+            if value_q in checked:
+                raise PrivbenchError(f"config: '{where}.qualities' lists {value_q:g} twice")
+            checked.append(value_q)
+        # unset optional parameters (None) are left out: they are the defaults, and None is no value to pass
+        base = {k: v for k, v in cls(**params).params.items() if v is not None and k != cls.quality_param}
+        sweeps.append(CodecSweep(cls.name, base, tuple(checked), only))
+    _unique([(c.name, c.params, c.defenses) for c in sweeps],
+            lambda t: f"'{t[0]}' with params {t[1]}" + (f" for defenses {list(t[2])}" if t[2] else ""), "the codec entry")
+    return tuple(sweeps)
+
+
 def parse_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping (already merged with defaults) into a :class:`RunConfig`."""
     load_components()
     data = _mapping(data, "top level", TOP_KEYS)
-    missing = sorted(TOP_KEYS - set(data) - {"ci_level", "device", "seed", "name"})
+    missing = sorted(TOP_KEYS - set(data) - {"ci_level", "device", "seed", "name", "codecs"})
     if missing:
         raise PrivbenchError(f"config: missing key '{missing[0]}'")
 
@@ -240,6 +301,12 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
         item = _mapping(item, f"defenses[{i}]", DEFENSE_KEYS)
         cls = DEFENSES.get(str(item.get("name")))
         params = _params(item.get("params"), f"defenses[{i}]")
+        if not cls.strength_param:  # a defense without a strength axis (``none``): one setting
+            if "strengths" in item:
+                raise PrivbenchError(f"config: defense '{cls.name}' has no strength to sweep; drop "
+                                     f"'defenses[{i}].strengths'")
+            defenses.append(DefenseSweep(cls.name, cls(**params).params, (0.0,)))
+            continue
         strengths = item.get("strengths", [params.get(cls.strength_param)])
         if not isinstance(strengths, list) or not strengths:
             raise PrivbenchError(f"config: 'defenses[{i}].strengths' must be a non-empty list")
@@ -257,6 +324,7 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
 
     settings = [(d.name, d.params, s) for d in defenses for s in d.strengths]
     _unique(settings, lambda t: f"'{t[0]}' at strength {t[2]:g} with params {t[1]}", "the defense setting")
+    codecs = _codecs(data.get("codecs"), {d.name for d in defenses})
     config = RunConfig(
         name=run_name(data.get("name", "run")),
         seed=_number(data.get("seed", 0), "seed", int, 0, 2**63 - 1),
@@ -269,6 +337,7 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
                             for i, d in enumerate(_list(data["attacker_data"], "attacker_data"))),
         probes=tuple(_component(d, f"probes[{i}]", DATASETS) for i, d in enumerate(_list(data["probes"], "probes"))),
         defenses=tuple(defenses),
+        codecs=codecs,
         attacks=tuple(_component(a, f"attacks[{i}]", ATTACKS, ATTACK_KEYS)
                       for i, a in enumerate(_list(data["attacks"], "attacks"))),
         metrics=tuple(_component(m, f"metrics[{i}]", METRICS, ATTACK_KEYS)

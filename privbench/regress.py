@@ -51,7 +51,7 @@ REQUIRED_COLUMNS = [*KEY_COLUMNS, "kind", "value", "ci_low", "ci_high"]
 #: Key columns compared as text (``strength`` is compared as a float).
 TEXT_KEYS = [k for k in KEY_COLUMNS if k not in FLOAT_COLUMNS]
 #: Metric kinds whose rows carry no confidence interval (a count or a timing has no sampling error).
-NO_CI_KINDS = ("cost",)
+NO_CI_KINDS = ("cost", "rate")
 
 
 @dataclasses.dataclass
@@ -85,6 +85,8 @@ def read_table(path: Path, label: str) -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PrivbenchError(f"{label} {path} is not a valid results CSV ({reason})") from None
+    if "codec_params" not in frame.columns and "codec" in frame.columns:
+        frame["codec_params"] = ""  # written before codecs existed: every row is uncoded
     return validate(frame, f"{label} {path}")
 
 

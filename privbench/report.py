@@ -26,7 +26,9 @@ MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
 FIGURE_VERSION = 1
 #: the columns a privacy–utility figure is drawn from (its cache key hashes exactly these)
-PLOT_COLUMNS = ["metric", "dataset", "defense", "attack", "strength", "value", "ci_low", "ci_high", "utility"]
+PLOT_COLUMNS = ["metric", "dataset", "pipeline", "attack", "strength", "quality", "value", "ci_low", "ci_high", "utility"]
+#: the columns that name a setting (a defense setting and a codec setting)
+SETTING_COLUMNS = ["defense", "defense_params", "strength", "codec", "codec_params", "quality"]
 
 
 def _png(fig) -> bytes:
@@ -55,10 +57,31 @@ def _digest(*parts) -> str:
     return h.hexdigest()
 
 
+def with_setting_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its setting columns as plain keys — an uncoded row has codec ``none`` and empty codec params
+    and quality (a CSV reads those as NaN, which groupby and pivot_table would drop) — and a ``pipeline`` label:
+    the defense, then the codec and what it codes."""
+    out = frame.copy()
+    if "codec_params" not in out.columns:
+        out["codec_params"] = ""
+    out["codec"] = out["codec"].fillna("none").replace("", "none")
+    out["codec_params"] = out["codec_params"].fillna("")
+    out["quality"] = pd.to_numeric(out["quality"].replace("", float("nan")), errors="coerce")
+    placement = out["codec_params"].map(lambda p: json.loads(p).get("placement", "") if p else "")
+    coded = out["codec"] != "none"
+    out["pipeline"] = out["defense"].where(~coded, out["defense"] + " + " + out["codec"] + "@" + placement)
+    out["quality"] = out["quality"].astype(object).where(coded, "")
+    return out
+
+
+def has_codecs(frame: pd.DataFrame) -> bool:
+    return bool((frame["codec"].fillna("none").replace("", "none") != "none").any())
+
+
 def utility_by_setting(frame: pd.DataFrame, utility_metric: str = "accuracy") -> pd.DataFrame:
-    """Utility value of each (defense, defense_params) setting."""
+    """Utility value of each setting (defense and codec)."""
     util = frame[(frame["kind"] == "utility") & (frame["metric"] == utility_metric)]
-    return util[["defense", "defense_params", "value"]].rename(columns={"value": "utility"})
+    return util[SETTING_COLUMNS + ["value"]].rename(columns={"value": "utility"})
 
 
 def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accuracy",
@@ -66,11 +89,12 @@ def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: st
     """One ``privacy_utility_<metric>.png`` per privacy metric: a panel per probe set, a curve per
     (defense, attack), x = task utility, y = the privacy metric, points labelled with the strength.
     With ``cache``, a figure whose data did not change is copied from the cache (kind ``figure``)."""
+    frame = with_setting_keys(frame)
     privacy = frame[frame["kind"] == "privacy"]
     util = utility_by_setting(frame, utility_metric)
     if privacy.empty or util.empty:
         return []
-    merged = privacy.merge(util, on=["defense", "defense_params"], how="inner")
+    merged = privacy.merge(util, on=SETTING_COLUMNS, how="inner")
     paths = []
     for metric, by_metric in merged.groupby("metric", sort=True):
         path = out_dir / f"privacy_utility_{metric}.png"
@@ -86,14 +110,15 @@ def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         part = by_metric[by_metric["dataset"] == dataset]
-        for i, ((defense, attack), curve) in enumerate(part.groupby(["defense", "attack"], sort=True)):
-            curve = curve.sort_values("strength")
+        for i, ((pipeline, attack), curve) in enumerate(part.groupby(["pipeline", "attack"], sort=True)):
+            curve = curve.sort_values(["strength", "quality"], key=lambda c: pd.to_numeric(c, errors="coerce"))
             style = "--" if attack == "worst" else "-"
             yerr = [(curve["value"] - curve["ci_low"]).clip(lower=0), (curve["ci_high"] - curve["value"]).clip(lower=0)]
             ax.errorbar(curve["utility"], curve["value"], yerr=yerr, fmt=style, marker=MARKERS[i % len(MARKERS)],
-                        capsize=2, label=f"{defense} / {attack}")
+                        capsize=2, label=f"{pipeline} / {attack}")
             for _, r in curve.iterrows():
-                ax.annotate(f"{r['strength']:g}", (r["utility"], r["value"]), fontsize=7,
+                text = f"{r['strength']:g}" if r["quality"] == "" else f"q{float(r['quality']):g}"
+                ax.annotate(text, (r["utility"], r["value"]), fontsize=7,
                             textcoords="offset points", xytext=(3, 3))
         ax.set_title(dataset)
         ax.set_xlabel(f"utility: {utility_metric}")
@@ -101,7 +126,7 @@ def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric
         ax.grid(alpha=0.3)
     # Outside the axes: loc="best" searches every point for overlaps and made each figure ~1 s slower.
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths")
+    fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths (q: codec quality)")
     return _png(fig)
 
 
@@ -119,17 +144,17 @@ def tile(images: torch.Tensor, per_row: int, padding: int = 2, pad_value: float 
     return torch.nn.functional.pad(grid, (padding, 0, padding, 0), value=pad_value)
 
 
-def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, float, str], dict[str, torch.Tensor]],
+def reconstruction_grid(originals: dict[str, torch.Tensor], samples: dict[tuple[str, str], dict[str, torch.Tensor]],
                         out_dir: Path, cache: Cache | None = None) -> Path | None:
-    """Originals (top row) beside reconstructions at each (defense, strength, attack), one row each."""
+    """Originals (top row) beside reconstructions at each (setting, attack), one row each."""
     if not samples:
         return None
     names = list(originals)
     top = torch.cat([originals[n] for n in names])
     rows, labels = [top], ["original"]
-    for (defense, strength, attack), recon in samples.items():
+    for (setting, attack), recon in samples.items():
         rows.append(torch.cat([recon[n] for n in names]))
-        labels.append(f"{defense}={strength:g} / {attack}")
+        labels.append(f"{setting} / {attack}")
     images = torch.cat(rows)
     path = out_dir / "reconstructions.png"
     key = {"plot": "reconstructions", "names": names, "labels": labels, "shape": list(images.shape),
@@ -152,15 +177,23 @@ def _reconstruction_figure(images: torch.Tensor, top: torch.Tensor, names: list[
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (defense, strength, split, attack, dataset); columns are metrics."""
+    """One row per (defense, strength, [codec pipeline, quality,] split, attack, dataset); columns are metrics."""
+    keys = ["defense", "strength"] + (["pipeline", "quality"] if has_codecs(frame) else [])
+    frame = with_setting_keys(frame)
     privacy = frame[frame["kind"] == "privacy"]
-    util = frame[frame["kind"] == "utility"]
-    table = privacy.pivot_table(index=["defense", "strength", "split", "attack", "dataset"], columns="metric",
+    util = frame[frame["kind"].isin(["utility", "rate"]) & (frame["dataset"] == _utility_dataset(frame))]
+    table = privacy.pivot_table(index=[*keys, "split", "attack", "dataset"], columns="metric",
                                 values="value", aggfunc="first").reset_index()
     if not util.empty:
-        u = util.pivot_table(index=["defense", "strength"], columns="metric", values="value", aggfunc="first")
-        table = table.merge(u.reset_index(), on=["defense", "strength"], how="left")
+        u = util.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+        table = table.merge(u.reset_index(), on=keys, how="left")
     return table
+
+
+def _utility_dataset(frame: pd.DataFrame) -> str:
+    """The task's test set: the dataset of the utility rows."""
+    util = frame[frame["kind"] == "utility"]
+    return str(util["dataset"].iloc[0]) if not util.empty else ""
 
 
 def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -175,10 +208,11 @@ def input_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _kind_table(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
-    part = frame[frame["kind"] == kind]
+    keys = ["defense", "strength"] + (["pipeline", "quality"] if has_codecs(frame) else [])
+    part = with_setting_keys(frame[frame["kind"] == kind])
     if part.empty:
         return part
-    return part.pivot_table(index=["defense", "strength", "split", "dataset"], columns="metric", values="value",
+    return part.pivot_table(index=[*keys, "split", "dataset"], columns="metric", values="value",
                             aggfunc="first").reset_index()
 
 
@@ -232,11 +266,11 @@ def save_samples(originals, samples, out_dir: Path) -> None:
     """Keep the grid's images next to the CSV so ``privbench report`` can redraw it."""
     from privbench.cache import atomic_torch_save
 
-    flat = {json.dumps([d, s, a]): v for (d, s, a), v in samples.items()}
+    flat = {json.dumps([setting, attack]): v for (setting, attack), v in samples.items()}
     atomic_torch_save({"originals": originals, "samples": flat}, out_dir / "samples.pt")
 
 
-def load_samples(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[tuple[str, float, str], dict[str, torch.Tensor]]]:
+def load_samples(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[tuple[str, str], dict[str, torch.Tensor]]]:
     """The grid's images saved by :func:`save_samples` (none when there is no ``samples.pt``).
 
     A file that is not what ``save_samples`` writes (truncated, another format, images that do not line up
@@ -263,8 +297,12 @@ def load_samples(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[tuple[str
     samples = {}
     for key, recon in state["samples"].items():
         try:
-            defense, strength, attack = json.loads(key)
-            label = (str(defense), float(strength), str(attack))
+            parts = json.loads(key)
+            if len(parts) == 3:  # written before codecs: [defense, strength, attack]
+                label = (f"{parts[0]}={float(parts[1]):g}", str(parts[2]))
+            else:
+                setting, attack = parts
+                label = (str(setting), str(attack))
         except (TypeError, ValueError):
             raise refuse(f"bad grid key {key!r}") from None
         if not isinstance(recon, dict) or not set(originals) <= set(recon) or any(

@@ -19,15 +19,15 @@ from privbench import __version__
 from privbench.cache import atomic_write_text
 
 COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
-           "defense", "defense_params", "strength", "codec", "quality", "attack", "metric", "kind", "value",
-           "ci_low", "ci_high", "ci_method", "n", "seconds"]
+           "defense", "defense_params", "strength", "codec", "codec_params", "quality", "attack", "metric", "kind",
+           "value", "ci_low", "ci_high", "ci_method", "n", "seconds"]
 #: ``kind=cost`` metrics that are timings: they depend on the machine and its load, never on the code alone
-TIMING_METRICS = ("edge-latency-ms", "edge-images-per-s")
+TIMING_METRICS = ("edge-latency-ms", "edge-images-per-s", "codec-encode-ms", "codec-decode-ms")
 #: Columns stored as floats (``read_csv`` restores them as such).
 FLOAT_COLUMNS = ["strength", "value", "ci_low", "ci_high", "seconds"]
 #: Columns that identify a grid point + metric (used by regress and worst-case aggregation).
-KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality", "attack",
-               "metric"]
+KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "codec_params",
+               "quality", "attack", "metric"]
 
 
 @functools.cache
@@ -69,6 +69,9 @@ def read_csv(path: Path) -> pd.DataFrame:
     missing = [c for c in ("metric", "value", "defense", "attack", "kind") if c not in frame.columns]
     if missing:
         raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")
+    if "codec_params" not in frame.columns and "codec" in frame.columns:
+        # tables written before codecs existed (privbench 0.1 engine 2): every row is uncoded
+        frame.insert(list(frame.columns).index("codec") + 1, "codec_params", "")
     return frame
 
 

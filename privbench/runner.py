@@ -31,7 +31,9 @@ from tqdm.auto import tqdm
 from privbench import __version__
 from privbench.attacks.base import Attack
 from privbench.cache import Cache, canonical_json, spec_hash
-from privbench.config import ComponentConfig, DefenseSweep, RunConfig
+from privbench.codecs.stage import CodecStage, codec_stages, with_codec
+from privbench.codecs.tiling import ClipRange, FeatureStats
+from privbench.config import NO_CODEC, ComponentConfig, DefenseSweep, RunConfig
 from privbench.data.base import ImageSet, concat
 from privbench.defenses.base import Defense, FitContext, TrainedDefense
 from privbench.defenses.saved import SavedDefense, read_defense
@@ -39,8 +41,9 @@ from privbench.device import derive_seed, resolve_device, seed_everything
 from privbench.errors import MetricUnavailable, PrivbenchError, described
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
 from privbench.models.base import ModelSpec
-from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
-from privbench.results import base_row, git_sha, params_json, to_frame
+from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
+from privbench.results import base_row, git_sha, to_frame
+from privbench.setting import Setting
 from privbench.split import SplitModel
 from privbench.threat import attacker_view
 from privbench.worst_case import add_worst_case
@@ -49,9 +52,16 @@ from privbench.worst_case import add_worst_case
 SAMPLES_PER_PROBE = 3
 #: bump when the engine changes in a way that invalidates cached grid points
 ENGINE_VERSION = 2  # 2: a pruned pipeline had shared (and overwritten) layers of the task model's back
+#: the attack column of the privacy rows of an image that crosses the network as it is (input coding)
+INTERCEPTED = "intercepted"
 #: cost rows: metric name -> (field of :class:`~privbench.edge_cost.EdgeCost`, unit)
 COST_METRICS = {"edge-params": "params", "edge-macs": "macs", "edge-latency-ms": "latency_ms",
                 "edge-images-per-s": "images_per_s"}
+
+
+def as_setting(item: Setting | Defense) -> Setting:
+    """A grid setting; a bare defense is the uncoded setting of that defense."""
+    return item if isinstance(item, Setting) else Setting(item)
 
 
 @dataclasses.dataclass
@@ -64,7 +74,7 @@ class PointOutput:
 @dataclasses.dataclass
 class RunOutput:
     frame: Any  # pandas.DataFrame
-    samples: dict[tuple[str, float, str], dict[str, torch.Tensor]]  # (defense, strength, attack) -> probe -> x̂
+    samples: dict[tuple[str, str], dict[str, torch.Tensor]]  # (setting label, attack) -> probe -> x̂
     originals: dict[str, torch.Tensor]  # probe name -> uint8 originals of the first images
     notes: list[str]
     #: (step, reason) of the grid steps that failed under ``keep_going`` (their rows are missing)
@@ -97,6 +107,7 @@ class Benchmark:
         self.metrics: list[Metric] = [METRICS.create(m.name, **m.params) for m in config.metrics]
         self.context = MetricContext(cache=cache, device=self.device, seed=self.seed, ci_level=config.ci_level)
         self._defended: dict[str, SplitModel] = {}
+        self._coded: dict[str, SplitModel] = {}
         self._status: Callable[[str], None] | None = None
         #: how many trained defenses this engine fitted (not loaded from the cache or a file)
         self.fits = 0
@@ -222,8 +233,31 @@ class Benchmark:
                 continue
             cls = DEFENSES.get(sweep.name)
             for strength in sweep.strengths:
-                settings.append(cls(**{**sweep.params, cls.strength_param: strength}))
+                settings.append(cls(**{**sweep.params, cls.strength_param: strength}) if cls.strength_param
+                                else cls(**sweep.params))
         return settings
+
+    def settings(self, defenses: list[Defense] | None = None) -> list[Setting]:
+        """Every (defense setting, codec setting) of the grid: each defense crossed with each codec entry that
+        applies to it, at each of the entry's qualities (``none`` = uncoded)."""
+        out: list[Setting] = []
+        for defense in self.defense_settings() if defenses is None else defenses:
+            for sweep in self.config.codecs:
+                if not sweep.applies_to(defense.name):
+                    continue
+                if sweep.name == NO_CODEC:
+                    out.append(Setting(defense))
+                    continue
+                cls = CODECS.get(sweep.name)
+                out += [Setting(defense, cls(**{**sweep.params, cls.quality_param: q})) for q in sweep.qualities]
+        seen: set[str] = set()
+        for setting in out:
+            key = canonical_json(setting.columns())
+            if key in seen:
+                raise PrivbenchError(f"config: the setting {setting.label} is listed twice (two codec entries "
+                                     f"apply to it)")
+            seen.add(key)
+        return out
 
     def fit_context(self) -> FitContext:
         return FitContext(model=self.model, train=self.task_train, device=self.device,
@@ -242,15 +276,42 @@ class Benchmark:
 
         return self.cache.get_or_create("defense", self.defense_key(defense), fit)
 
-    def defended(self, defense: Defense) -> SplitModel:
-        """The defended pipeline of a setting, built once per run (a trained defense is fitted or loaded first)."""
+    def defended(self, item: Setting | Defense) -> SplitModel:
+        """The pipeline of a setting — defended, then coded when the setting has a codec — built once per run (a
+        trained defense is fitted or loaded first)."""
+        setting = as_setting(item)
+        defense = setting.defense
         key = canonical_json(defense.spec())
         if key not in self._defended:
             if isinstance(defense, TrainedDefense) and defense.state is None and not defense.is_identity():
                 defense.load_state(self.fit_defense(defense))
             self._defended[key] = defense.apply(self.model)
             self.check_model_unchanged(f"fitting and applying defense '{defense.name}'")
-        return self._defended[key]
+        if setting.codec is None:
+            return self._defended[key]
+        coded_key = canonical_json(setting.spec())
+        if coded_key not in self._coded:
+            defended = self._defended[key]
+            clip = None if setting.coded_input else self.clip_range(setting, defended)
+            self._coded[coded_key] = with_codec(defended, self.model, CodecStage(setting.codec, clip))
+        return self._coded[coded_key]
+
+    def clip_range(self, setting: Setting, defended: SplitModel) -> ClipRange:
+        """The clipping range of the coded features: explicit in the codec's parameters, or mean ± kσ of the
+        defended features on the task's training set (paper 000: k = 6), cached per defense."""
+        params = setting.codec.params
+        if params["clip_min"] is not None:
+            return ClipRange(params["clip_min"], params["clip_max"])
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.defense.spec(),
+               "train": self.train_key}
+
+        def compute() -> dict[str, float]:
+            seed_everything(derive_seed(self.seed, "codec-range", setting.defense.spec()))
+            stats = FeatureStats.of(defended.features(self.task_train.floats()))
+            return dataclasses.asdict(stats)
+
+        stats = FeatureStats(**self.cache.get_or_create("feature-stats", key, compute))
+        return stats.sigma_range(params["clip_sigma"])
 
     def check_model_unchanged(self, after: str) -> None:
         """Every setting is measured against the same task model: a defense (or attack) that wrote into it would
@@ -262,94 +323,149 @@ class Benchmark:
                                  f"result would be wrong); please report it")
 
     # ---- rows -----------------------------------------------------------------------------------------
-    def row(self, defense: Defense, attack: str, dataset: str, metric: str, kind: str, score: Score,
+    def row(self, setting: Setting, attack: str, dataset: str, metric: str, kind: str, score: Score,
             seconds: float) -> dict:
         return base_row(
             seed=self.seed, dataset=dataset, model=self.model_spec.label,
-            split=defense.deployed_split(self.config.model.split),
-            defense=defense.name, defense_params=params_json(defense.params), strength=defense.strength,
-            codec="none", quality="", attack=attack, metric=metric, kind=kind, value=score.value,
+            split=setting.deployed_split(self.config.model.split), **setting.columns(),
+            attack=attack, metric=metric, kind=kind, value=score.value,
             ci_low=score.ci_low, ci_high=score.ci_high, ci_method=score.ci_method, n=score.n,
             seconds=round(seconds, 3))
 
-    def utility_rows(self, defense: Defense) -> list[dict[str, Any]]:
+    def labels(self, setting: Setting) -> list[Any]:
+        """What the rows of a setting are labelled with (beyond its effective spec), for cache keys."""
+        labels: list[Any] = [setting.defense.name, setting.defense.params]
+        if setting.codec is not None:
+            labels.append([setting.codec.name, setting.codec.params])
+        return labels
+
+    def utility_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+        setting = as_setting(item)
         metrics = [m for m in self.metrics if m.side == "utility"]
         if not metrics:
             return []
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "test": self.test_key, "metrics": [[m.name, m.params] for m in metrics],
-               "ci": self.config.ci_level, "labels": [defense.name, defense.params]}
+               "ci": self.config.ci_level, "labels": self.labels(setting)}
 
         def compute() -> list[dict[str, Any]]:
             start = time.perf_counter()
-            defended = self.defended(defense)
-            seed_everything(derive_seed(self.seed, "utility", defense.spec()))
+            defended = self.defended(setting)
+            seed_everything(derive_seed(self.seed, "utility", setting.spec()))
             outputs = defended.predict(self.task_test.floats())
             inputs = UtilityInputs(outputs, self.task_test.labels["label"])
             rows = []
             for metric in metrics:
                 score = metric.score(inputs, self.context)
-                rows.append(self.row(defense, "none", self.config.task_test.name, metric.name, metric.side, score,
+                rows.append(self.row(setting, "none", self.config.task_test.name, metric.name, metric.side, score,
                                      time.perf_counter() - start))
             return rows
 
         return self.cache.get_or_create("utility", key, compute)
 
-    def cost_rows(self, defense: Defense) -> list[dict[str, Any]]:
+    def cost_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
         """``kind=cost`` rows: parameters, MACs (torch's FlopCounterMode), batch-1 latency and batched
-        throughput of the edge side (front + edge stages) on this run's device. Timings vary from machine to
-        machine; cached with the device type, so a warm rerun reports the same figures."""
+        throughput of the edge side's networks (front + edge stages; a codec's own time is in :meth:`rate_rows`) on
+        this run's device. Timings vary from machine to machine; cached with the device type (per defense: every
+        quality of a codec shares them), so a warm rerun reports the same figures."""
+        setting = as_setting(item)
+        defense = setting.defense
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
-               "device": self.device.type, "labels": [defense.name, defense.params]}
+               "device": self.device.type, "labels": [defense.name, defense.params],
+               "edge": "input" if setting.coded_input else "split"}
 
-        def compute() -> list[dict[str, Any]]:
+        def compute() -> list[list[Any]]:
             from privbench.edge_cost import edge_cost
 
-            fronts = {"edge": self.defended(defense).front}
-            fronts.update({f"edge-{label}": front for label, front in defense.reference_fronts(self.model).items()})
-            rows = []
+            defended = self.defended(defense)
+            if setting.coded_input:  # the image is sent: the edge runs only an image-space defense, if any
+                fronts = {"edge": defended.input_stage if defended.input_stage is not None else torch.nn.Identity()}
+            else:
+                fronts = {"edge": defended.front}
+                fronts.update({f"edge-{label}": front for label, front in defense.reference_fronts(self.model).items()})
+            numbers = []
             for dataset, front in fronts.items():
                 start = time.perf_counter()
                 cost = edge_cost(front, self.model.input_shape, self.device)
                 seconds = time.perf_counter() - start
-                rows += [self.row(defense, "none", dataset, metric, "cost",
-                                  Score(float(getattr(cost, field)), float("nan"), float("nan"), 1, ""), seconds)
-                         for metric, field in COST_METRICS.items()]
-            return rows
+                numbers += [[dataset, metric, float(getattr(cost, field)), seconds]
+                            for metric, field in COST_METRICS.items()]
+            return numbers
 
-        return self.cache.get_or_create("cost", key, compute)
+        numbers = self.cache.get_or_create("edge-cost", key, compute)
+        return [self.row(setting, "none", dataset, metric, "cost", Score(value, float("nan"), float("nan"), 1, ""), seconds)
+                for dataset, metric, value, seconds in numbers]
 
-    def input_rows(self, defense: Defense) -> list[dict[str, Any]]:
-        """``kind=input`` rows of a defense that transforms the image (blur, perturbation, obfuscator, ...): the
-        privacy metrics of the defended image x′ itself against x — what an observer of x′ learns, the quantity
-        papers 003 and 004 score (there, x′ is what crosses the network) — on the task's test set and every
-        probe set, plus the defense's own diagnostics (e.g. its auxiliary classifier's accuracy on x′).
-        ``attack`` is ``none``: no inversion is involved, so these rows never enter the worst case."""
-        metrics = [m for m in self.metrics if m.side == "privacy"]
-        if defense.is_identity() or not defense.transforms_input:
+    def rate_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+        """``kind=rate`` rows of a coded setting: bpp = total bits of the real bitstreams / total input-image pixels
+        (paper 000), on the task's test set and on every probe set; and ``kind=cost`` rows with the codec's mean
+        encode and decode time per frame on the test set (``codec-encode-ms``, ``codec-decode-ms``)."""
+        setting = as_setting(item)
+        if setting.codec is None:
             return []
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(), "test": self.test_key,
-               "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
-               "ci": self.config.ci_level, "labels": [defense.name, defense.params], "version": __version__}
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(), "test": self.test_key,
+               "probes": self.probes_key, "labels": self.labels(setting), "version": __version__}
 
         def compute() -> list[dict[str, Any]]:
-            start = time.perf_counter()
-            defended = self.defended(defense)
+            coded = self.defended(setting)
+            (stage,) = codec_stages(coded)
             rows = []
             sets = [(self.config.task_test.name, self.task_test)]
             sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
             for name, images in sets:
-                seed_everything(derive_seed(self.seed, "input", defense.spec(), name))
+                start = time.perf_counter()
+                seed_everything(derive_seed(self.seed, "rate", setting.spec(), name))
+                x = images.floats()
+                with stage.counting() as tally:
+                    coded.features(x)
+                seconds = time.perf_counter() - start
+                pixels = x.shape[0] * x.shape[2] * x.shape[3]
+                rows.append(self.row(setting, "none", name, "bpp", "rate",
+                                     Score(tally.bits / pixels, float("nan"), float("nan"), x.shape[0], ""), seconds))
+                if name == self.config.task_test.name:
+                    for metric, total in (("codec-encode-ms", tally.encode_seconds),
+                                          ("codec-decode-ms", tally.decode_seconds)):
+                        rows.append(self.row(setting, "none", name, metric, "cost",
+                                             Score(1000.0 * total / tally.frames, float("nan"), float("nan"),
+                                                   tally.frames, ""), seconds))
+            return rows
+
+        return self.cache.get_or_create("rate", key, compute)
+
+    def input_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+        """``kind=input`` rows of a setting that changes the image (blur, perturbation, obfuscator, input coding,
+        ...): the privacy metrics of the image x′ that enters the network (or, coded, crosses it) against x — what
+        an observer of x′ learns, the quantity papers 003 and 004 score (there, x′ is what crosses the network) —
+        on the task's test set and every probe set, plus the defense's own diagnostics (e.g. its auxiliary
+        classifier's accuracy on x′). ``attack`` is ``none``: no inversion is involved, so these rows never enter
+        the worst case."""
+        setting = as_setting(item)
+        defense = setting.defense
+        metrics = [m for m in self.metrics if m.side == "privacy"]
+        if not setting.transforms_input:
+            return []
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(), "test": self.test_key,
+               "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
+               "ci": self.config.ci_level, "labels": self.labels(setting), "version": __version__}
+
+        def compute() -> list[dict[str, Any]]:
+            start = time.perf_counter()
+            defended = self.defended(setting)
+            rows = []
+            sets = [(self.config.task_test.name, self.task_test)]
+            sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
+            for name, images in sets:
+                seed_everything(derive_seed(self.seed, "input", setting.spec(), name))
                 x = images.floats()
                 x_prime = to_uint8_images(defended.defended_input(x)).float().div(255.0)
-                if name == self.config.task_test.name:
+                if name == self.config.task_test.name and not defense.is_identity() and defense.transforms_input:
                     for metric, (hits, n) in defense.diagnostics(x_prime, images.labels["label"]).items():
-                        rows.append(self.row(defense, "none", name, metric, "input",
+                        rows.append(self.row(setting, "none", name, metric, "input",
                                              Score.from_proportion(hits, n, self.config.ci_level), 0.0))
                 inputs = PrivacyInputs(x, x_prime, images)
                 for metric in metrics:
                     if metric.applies_to(images):
-                        rows.append(self.row(defense, "none", name, metric.name, "input",
+                        rows.append(self.row(setting, "none", name, metric.name, "input",
                                              metric.score(inputs, self.context), 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
@@ -358,12 +474,26 @@ class Benchmark:
 
         return self.cache.get_or_create("input", key, compute)
 
-    def fitted_attack(self, defense: Defense, attack: Attack, defended: SplitModel) -> Attack:
+    def intercepted_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+        """With input coding the decoded image itself crosses the network: an observer needs no inversion. Its
+        privacy metrics on every probe set (the ``kind=input`` rows) are then also the rows of an attack named
+        ``intercepted`` (``kind=privacy``), so the worst case of the setting includes them — as paper 000 scores its
+        "Benchmark-input" pipeline on the decoded image."""
+        setting = as_setting(item)
+        if not setting.coded_input:
+            return []
+        probes = {self.probe_name(i) for i in range(len(self.probes))}
+        privacy = {m.name for m in self.metrics if m.side == "privacy"}
+        return [{**row, "kind": "privacy", "attack": INTERCEPTED} for row in self.input_rows(setting)
+                if row["dataset"] in probes and row["metric"] in privacy]
+
+    def fitted_attack(self, item: Setting | Defense, attack: Attack, defended: SplitModel) -> Attack:
+        setting = as_setting(item)
         data, task_data, task_labels = self.attacker_images
         view = attacker_view(attack.access, defended, data, self.device,
-                             derive_seed(self.seed, "attack", attack.name, defense.spec()),
+                             derive_seed(self.seed, "attack", attack.name, setting.spec()),
                              task_data=task_data, task_labels=task_labels, approximations=attack.approximations)
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "attack": attack.spec(), "attacker_data": self.attacker_key}
         state = self.cache.load("attacker", key)
         if state is not None:
@@ -376,36 +506,38 @@ class Benchmark:
             self.cache.save("attacker", key, learned)
         return attack
 
-    def reconstructions(self, defense: Defense, attack: Attack) -> dict[str, torch.Tensor]:
-        """uint8 reconstructions of every probe set (cached by the effective defense)."""
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),
+    def reconstructions(self, item: Setting | Defense, attack: Attack) -> dict[str, torch.Tensor]:
+        """uint8 reconstructions of every probe set (cached by the effective setting)."""
+        setting = as_setting(item)
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "attack": attack.spec(), "attacker_data": self.attacker_key, "probes": self.probes_key}
 
         def compute() -> dict[str, torch.Tensor]:
-            defended = self.defended(defense)
-            fitted = self.fitted_attack(defense, attack, defended)
+            defended = self.defended(setting)
+            fitted = self.fitted_attack(setting, attack, defended)
             out = {}
             for i, probe in enumerate(self.probes):
                 name = self.probe_name(i)
-                seed_everything(derive_seed(self.seed, "observe", defense.spec(), name))
+                seed_everything(derive_seed(self.seed, "observe", setting.spec(), name))
                 features = defended.features(probe.floats(self.device))
                 out[name] = to_uint8_images(fitted.reconstruct(features))
             return out
 
         return self.cache.get_or_create("recon", key, compute)
 
-    def point(self, defense: Defense, attack_cfg: ComponentConfig) -> PointOutput:
-        """Rows of one grid point (privacy metrics of one attack against one defense setting)."""
+    def point(self, item: Setting | Defense, attack_cfg: ComponentConfig) -> PointOutput:
+        """Rows of one grid point (privacy metrics of one attack against one setting)."""
+        setting = as_setting(item)
         metrics = [m for m in self.metrics if m.side == "privacy"]
         attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": [defense.name, defense.params],
-               "effective": defense.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": self.labels(setting),
+               "effective": setting.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
                "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
                "ci": self.config.ci_level, "version": __version__}
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
-            recon = self.reconstructions(defense, attack)
+            recon = self.reconstructions(setting, attack)
             rows, notes, samples = [], [], {}
             for i, probe in enumerate(self.probes):
                 name = self.probe_name(i)
@@ -420,7 +552,7 @@ class Benchmark:
                     except MetricUnavailable as exc:
                         notes.append(f"{metric.name} on {name}: unavailable ({exc})")
                         continue
-                    rows.append(self.row(defense, attack.name, name, metric.name, metric.side, score, 0.0))
+                    rows.append(self.row(setting, attack.name, name, metric.name, metric.side, score, 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
                 row["seconds"] = seconds
@@ -450,18 +582,26 @@ class Benchmark:
             self.failures.append((step, why))
             return skipped
 
-    def check_inputs(self) -> list[Defense]:
+    def check_inputs(self) -> list[Setting]:
         """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers
         (from the config alone, :mod:`privbench.preflight`), then every dataset's files (their content keys,
         computed once per run anyway: a missing file stops here), then the probe sets themselves (unreadable
         images, and the metrics' protocol preconditions, e.g. face-id's two images per identity). Returns the
-        grid's defense settings (saved defense files read and checked, each setting checked against the model)."""
+        grid's settings (saved defense files read and checked, each defense checked against the model, each codec's
+        library or binary found, input coding only after image-space defenses)."""
         from privbench.preflight import check_grid
 
         check_grid(self.config, self.metrics)
-        settings = self.defense_settings()
-        for defense in settings:
+        defenses = self.defense_settings()
+        for defense in defenses:
             defense.check_model(self.model_spec, self.config.model.split)
+        settings = self.settings(defenses)
+        checked_codecs: set[str] = set()
+        for setting in settings:
+            setting.check()
+            if setting.codec is not None and setting.codec.name not in checked_codecs:
+                setting.codec.check_available()
+                checked_codecs.add(setting.codec.name)
         self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
         for metric in self.metrics:
             if (check_probes := getattr(metric, "check_probes", None)) is not None:
@@ -475,26 +615,26 @@ class Benchmark:
         settings = self.check_inputs()
         total = len(settings) * (1 + len(self.config.attacks))
         rows: list[dict[str, Any]] = []
-        samples: dict[tuple[str, float, str], dict[str, torch.Tensor]] = {}
+        samples: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
         notes: list[str] = [warning] if (warning := self.model_check()) else []
         with tqdm(total=total, desc=f"privbench {self.config.name}", unit="step",
                   disable=not self.show_progress, leave=False) as bar:
             self._status = bar.set_postfix_str
-            for defense in settings:
-                bar.set_postfix_str(f"{defense.name}={defense.strength:g} utility")
-                step = f"{defense.name}={defense.strength:g} utility and edge cost"
-                rows += self.guarded(step, lambda d=defense: self.utility_rows(d) + self.cost_rows(d)
-                                     + self.input_rows(d), [])
+            for setting in settings:
+                bar.set_postfix_str(f"{setting.label} utility")
+                step = f"{setting.label} utility, rate and edge cost"
+                rows += self.guarded(step, lambda s=setting: self.utility_rows(s) + self.rate_rows(s)
+                                     + self.cost_rows(s) + self.input_rows(s) + self.intercepted_rows(s), [])
                 bar.update()
                 for attack_cfg in self.config.attacks:
-                    bar.set_postfix_str(f"{defense.name}={defense.strength:g} {attack_cfg.name}")
-                    step = f"{defense.name}={defense.strength:g} / {attack_cfg.name}"
-                    out = self.guarded(step, lambda d=defense, a=attack_cfg: self.point(d, a), None)
+                    bar.set_postfix_str(f"{setting.label} {attack_cfg.name}")
+                    step = f"{setting.label} / {attack_cfg.name}"
+                    out = self.guarded(step, lambda s=setting, a=attack_cfg: self.point(s, a), None)
                     bar.update()
                     if out is None:
                         continue
                     rows += out.rows
-                    samples[(defense.name, defense.strength, attack_cfg.name)] = out.samples
+                    samples[(setting.label, attack_cfg.name)] = out.samples
                     notes += [n for n in out.notes if n not in notes]
             self._status = None
         notes += [f"FAILED: grid point {step}: {why}" for step, why in self.failures]
@@ -503,7 +643,7 @@ class Benchmark:
             row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),
                        privbench_version=__version__)
         frame = to_frame(rows)
-        if len(self.config.attacks) > 1:
+        if len(self.config.attacks) > 1 or any(s.coded_input for s in settings):
             frame = add_worst_case(frame, METRICS)
         return RunOutput(frame, samples, self.originals(), notes, list(self.failures))
 

@@ -15,8 +15,8 @@ from privbench.registry import Registry
 
 WORST = "worst"
 #: a worst case is taken per grid point and metric, over the ``attack`` column
-GROUP_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "quality",
-                 "metric"]
+GROUP_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec",
+                 "codec_params", "quality", "metric"]
 
 
 def higher_is_leakier(metrics_registry: Registry, name: str) -> bool:

@@ -53,7 +53,7 @@ def test_whole_number_strengths_match_their_float_spelling(tmp_path):
     """'%.6g' writes 1.0 as '1': a baseline with whole strengths must still match a run with 1.0."""
     base = tmp_path / "base.csv"
     base.write_text(",".join(COLUMNS) + "\n" + "\n".join(
-        f"r,h,0,0.1,x,synth-faces,vgg-small,relu12,noise,{{}},{s},none,,rmle,psnr,privacy,12,11.9,12.1,normal95,10,1"
+        f"r,h,0,0.1,x,synth-faces,vgg-small,relu12,noise,{{}},{s},none,,,rmle,psnr,privacy,12,11.9,12.1,normal95,10,1"
         for s in ("0", "1", "2")) + "\n")
     now = table(*(row("psnr", 12.0, float(s), defense_params="{}") for s in (0, 1, 2)))
     write_csv(now, tmp_path / "now.csv")
@@ -67,7 +67,7 @@ def test_whole_number_strengths_match_their_float_spelling(tmp_path):
     (",".join(COLUMNS) + "\n", "no rows"),
     ("metric,value\npsnr,1\n", "missing column 'dataset'"),
     (",".join(COLUMNS) + '\n"unterminated\n', "not a valid results CSV"),
-    (",".join(COLUMNS) + "\nr,h,0,0.1,x,synth-faces,vgg-small,relu12,noise,{},one,none,,rmle,psnr,privacy,1,0,2,n,1,1\n",
+    (",".join(COLUMNS) + "\nr,h,0,0.1,x,synth-faces,vgg-small,relu12,noise,{},one,none,,,rmle,psnr,privacy,1,0,2,n,1,1\n",
      "not a valid results CSV"),
 ])
 def test_malformed_files_are_one_line_errors(tmp_path, capsys, content, message):
