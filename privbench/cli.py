@@ -313,10 +313,14 @@ def list_components(what) -> None:
                 extra = f" [{cls.side}]"
             elif kind == "defenses":
                 extra = f" [strength = {cls.strength_param or '(none)'}{'; trained' if cls.trained else ''}]"
+            elif kind == "codecs":
+                direction = "higher = more bits" if cls.higher_is_better else "lower = more bits"
+                extra = (f" [quality = {cls.quality_param}: {cls.quality_meaning or direction}; "
+                         f"gray {'native' if cls.native_gray else 'coded as RGB'}; needs {cls.requires or 'nothing'}]")
             elif kind == "models" and cls.splits:
                 extra = f" [splits: {', '.join(cls.splits)}]"
             click.echo(f"  {name}{extra}: {cls.summary}")
-            for param in cls.params:
+            for param in cls.declared_params() if kind == "codecs" else cls.params:
                 click.echo(f"      {param.describe()}")
 
 

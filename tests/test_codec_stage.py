@@ -169,9 +169,14 @@ def test_settings_cross_defenses_with_the_codec_entries_that_apply(tmp_path):
 
 def test_a_coded_run_writes_rate_rows_and_codec_columns(tmp_path):
     data = codec_config([{"name": "none"}, {"name": "png", "qualities": [1, 9]},
-                         {"name": "png", "params": {"placement": "input"}, "qualities": [6]}])
+                         {"name": "png", "params": {"placement": "input"}, "qualities": [6]},
+                         {"name": "jpeg", "qualities": [90, 50, 10]}])
     config = load_config(None, data)
     frame = run_benchmark(config, Cache(tmp_path / "cache"), progress=False).frame
+    jpeg = frame[(frame["codec"] == "jpeg") & (frame["metric"] == "bpp")]
+    for dataset, part in jpeg.groupby("dataset"):  # bpp falls as the quality falls, on every dataset coded
+        assert part.sort_values("quality")["value"].is_monotonic_increasing and len(part) == 3, dataset
+    full, frame = frame, frame[frame["codec"] != "jpeg"]
     coded = frame[frame["codec"] == "png"]
     assert set(frame["codec"]) == {"none", "png"}
     rate = coded[coded["kind"] == "rate"]
@@ -199,5 +204,5 @@ def test_a_coded_run_writes_rate_rows_and_codec_columns(tmp_path):
     assert len(cost) == 6 and (cost["value"] > 0).all()
     # a warm rerun recomputes nothing and gives the same table
     again = run_benchmark(config, Cache(tmp_path / "cache"), progress=False).frame
-    assert again.drop(columns=["seconds"]).equals(frame.drop(columns=["seconds"]))
+    assert again.drop(columns=["seconds"]).equals(full.drop(columns=["seconds"]))
     assert np.isfinite(frame[frame["kind"].isin(["rate", "utility"])]["value"]).all()
