@@ -4,10 +4,13 @@ For each codec (both ``hevc`` backends; ``vvc`` too when ``PRIVBENCH_VVENC=PATH`
 
 1. the quality whose PSNR (from the mean MSE over ``--search-frames`` frames) is closest to ``--target`` dB is
    found by bisection on the quality axis (PSNR is monotonic in it);
-2. at that quality, ``--frames`` frames are coded and decoded (:meth:`Codec.roundtrip`): mean bytes, PSNR,
-   bits per pixel of the frame, and frames/s of encode+decode, single-threaded (a plain loop) and with a
-   ``concurrent.futures.ThreadPoolExecutor(2)`` (the ratio says whether the codec releases the GIL or runs out
-   of process: ≈2 on 2 cores when it does);
+2. at that quality, ``--frames`` frames are coded and decoded: mean bytes, PSNR, bits per pixel of the frame,
+   and frames/s of encode+decode two ways: as the pipeline codes them (:meth:`Codec.roundtrip_batch` of the
+   whole chunk on 1 thread; two chunks in a ``concurrent.futures.ThreadPoolExecutor(2)`` on 2 threads, as
+   :func:`privbench.codecs.stage.code_frames` does), and one :meth:`Codec.roundtrip` per frame (a plain loop;
+   ``pool.map`` over frames). Only ``hevc``/ffmpeg codes a chunk in one call (one ffmpeg process to encode, one
+   to decode); for the other codecs both ways do the same work. The 2T/1T ratio says whether the codec releases
+   the GIL or runs out of process (≈2 on 2 cores when it does);
 3. the file size of a 1×1 frame (gray and RGB): the header/container floor that dominates at 32×32.
 
 Frames: (a) the default task model's relu12 features of the first test images (8×32×32), clipped to
@@ -66,8 +69,7 @@ def feature_frames(features: torch.Tensor) -> np.ndarray:
 def mean_psnr(codec: Codec, frames: np.ndarray) -> tuple[float, float, float]:
     """(PSNR of the mean MSE, mean bytes, mean bits per pixel) over ``frames``."""
     mses, sizes = [], []
-    for frame in frames:
-        decoded, bits, _, _ = codec.roundtrip(frame)
+    for frame, (decoded, bits, _, _) in zip(frames, codec.roundtrip_batch(list(frames)), strict=True):
         mses.append(float(np.mean((decoded.astype(np.float64) - frame.astype(np.float64)) ** 2)))
         sizes.append(bits / 8)
     mse = float(np.mean(mses))
@@ -108,17 +110,25 @@ def quality_at(name: str, params: dict, frames: np.ndarray, target: float) -> tu
     return chosen, psnr_of(chosen)
 
 
-def speed(codec: Codec, frames: np.ndarray, workers: int) -> float:
-    """Frames/s of encode+decode over ``frames`` (best of two passes)."""
+def speed(codec: Codec, frames: np.ndarray, workers: int, batched: bool) -> float:
+    """Frames/s of encode+decode over ``frames`` (best of two passes): ``batched``, one
+    :meth:`Codec.roundtrip_batch` per contiguous chunk of ``len(frames) / workers`` frames (the pipeline's way);
+    else one :meth:`Codec.roundtrip` per frame."""
+    items = list(frames)
+    size = -(-len(items) // workers)
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
     best = float("inf")
     for _ in range(2):
         start = time.perf_counter()
         if workers == 1:
-            for frame in frames:
-                codec.roundtrip(frame)
+            if batched:
+                codec.roundtrip_batch(items)
+            else:
+                for frame in items:
+                    codec.roundtrip(frame)
         else:
             with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(codec.roundtrip, frames))
+                list(pool.map(codec.roundtrip_batch, chunks) if batched else pool.map(codec.roundtrip, items))
         best = min(best, time.perf_counter() - start)
     return len(frames) / best
 
@@ -154,7 +164,7 @@ def main() -> None:
 
     rows = []
     header = (f"{'codec':17s} {'frames':8s} {'shape':>9s} {'quality':>12s} {'PSNR':>6s} {'bytes':>7s} {'bpp':>6s} "
-              f"{'fps 1T':>8s} {'fps 2T':>8s} {'2T/1T':>6s}")
+              f"{'fps 1T':>8s} {'fps 2T':>8s} {'2T/1T':>6s} {'per-frame 1T':>12s} {'2T':>6s}")
     print(header)
     for label, name, params in runs:
         try:
@@ -168,15 +178,18 @@ def main() -> None:
             quality, _ = quality_at(name, params, frames[: args.search_frames], args.target)
             codec = CODECS.create(name, **params, **{cls.quality_param: quality})
             psnr, size, bpp = mean_psnr(codec, frames)
-            fps1, fps2 = speed(codec, frames, 1), speed(codec, frames, 2)
+            fps1, fps2 = speed(codec, frames, 1, True), speed(codec, frames, 2, True)
+            single1, single2 = speed(codec, frames, 1, False), speed(codec, frames, 2, False)
             shape = "×".join(str(s) for s in frames.shape[1:])
             row = {"codec": label, "source": source, "frame_shape": shape, "quality_param": cls.quality_param,
                    "quality": quality, "psnr_db": round(psnr, 2), "bytes_mean": round(size, 1), "bpp": round(bpp, 3),
                    "fps_1thread": round(fps1, 1), "fps_2threads": round(fps2, 1), "speedup_2threads": round(fps2 / fps1, 2),
+                   "fps_1thread_per_frame": round(single1, 1), "fps_2threads_per_frame": round(single2, 1),
                    "bytes_1x1_gray": gray_1x1, "bytes_1x1_rgb": rgb_1x1, "frames": len(frames)}
             rows.append(row)
             print(f"{label:17s} {source:8s} {shape:>9s} {cls.quality_param + '=' + format(quality, 'g'):>12s} "
-                  f"{psnr:6.2f} {size:7.1f} {bpp:6.3f} {fps1:8.1f} {fps2:8.1f} {fps2 / fps1:6.2f}", flush=True)
+                  f"{psnr:6.2f} {size:7.1f} {bpp:6.3f} {fps1:8.1f} {fps2:8.1f} {fps2 / fps1:6.2f} {single1:12.1f} "
+                  f"{single2:6.1f}", flush=True)
 
     print("\n1×1 frame file sizes (header/container floor), bytes:")
     for label, _, _ in runs:

@@ -186,11 +186,17 @@ def _exit_if_failed(output) -> None:
 @click.option("--split", default=None, help="named cut point of the model (default: the model's own)")
 @click.option("--dataset", "datasets", multiple=True, help="probe dataset name (repeatable; default: the "
               "default run's probes)")
+@click.option("--codec", "codec_name", default=None, help="code what crosses the network (see `privbench list "
+              "codecs`; default: no codec)")
+@click.option("--quality", type=float, default=None, help="value of the codec's quality axis (e.g. a QP)")
+@click.option("--codec-param", "codec_params", multiple=True, metavar="K=V",
+              help="codec parameter (repeatable), e.g. placement=input")
 @click.option("--config", "config_file", default=None, help="YAML config to start from (default: embedded)")
 @_common
 def attack(defense, defense_file, strength, defense_params, attack_name, attack_params, model_name, split, datasets,
-           config_file, out_root, name, seed, device, cache_dir, no_cache, quiet, keep_going) -> None:
-    """Run one grid point: one defense setting against one attack; print a short table."""
+           codec_name, quality, codec_params, config_file, out_root, name, seed, device, cache_dir, no_cache, quiet,
+           keep_going) -> None:
+    """Run one grid point: one defense setting (optionally coded) against one attack; print a short table."""
     from privbench.components import load_components
     from privbench.config import config_data, configured_params, load_config, with_model
     from privbench.registry import DEFENSES, parse_assignments
@@ -224,6 +230,13 @@ def attack(defense, defense_file, strength, defense_params, attack_name, attack_
     }
     if model_name or split:
         overrides["model"] = with_model(data["model"], model_name, split)
+    if codec_name is None and (quality is not None or codec_params):
+        raise PrivbenchError("--quality and --codec-param need --codec NAME")
+    if codec_name is not None:
+        codec: dict[str, Any] = {"name": codec_name, "params": parse_assignments(codec_params)}
+        if quality is not None:
+            codec["qualities"] = [quality]
+        overrides["codecs"] = [codec]
     config = load_config(config_file, overrides)
     if datasets:  # generated probes: the test subset at the task data's image size, so they fit the model
         from privbench.registry import DATASETS

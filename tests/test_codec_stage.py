@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL, tiny_vgg
+from conftest import SMALL, cli, tiny_vgg
 from PIL import Image
 
 from privbench.cache import Cache
@@ -206,3 +206,17 @@ def test_a_coded_run_writes_rate_rows_and_codec_columns(tmp_path):
     again = run_benchmark(config, Cache(tmp_path / "cache"), progress=False).frame
     assert again.drop(columns=["seconds"]).equals(full.drop(columns=["seconds"]))
     assert np.isfinite(frame[frame["kind"].isin(["rate", "utility"])]["value"]).all()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--codec", "nope"], "unknown codec 'nope'"),
+    (["--codec", "jpeg", "--quality", "300"], "parameter 'quality' must be <= 95"),
+    (["--codec", "vvc", "--codec-param", "encoder=/nonexistent/vvencFFapp"], "/nonexistent/vvencFFapp"),
+    (["--codec", "vvc"], "needs encoder=PATH"),
+    (["--quality", "3"], "need --codec NAME"),
+])
+def test_codec_errors_on_the_command_line_are_one_line(capsys, tmp_path, args, message):
+    code, out, err = cli(capsys, "attack", "--defense", "none", "--attack", "inverse-net", *args,
+                         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "cache" / "task-model").exists()  # refused before any training

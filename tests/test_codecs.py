@@ -149,7 +149,7 @@ def test_list_codecs_shows_each():
     out = CliRunner().invoke(cli, ["list", "codecs"])
     assert out.exit_code == 0, out.output
     for name in ("jpeg", "jpeg2000", "webp", "avif", "hevc", "vvc"):
-        assert f"  {name}:" in out.output
+        assert f"  {name} [quality = " in out.output
     assert "qp (int [0, 51]" in out.output and "qp (int [0, 63]" in out.output
 
 
@@ -194,11 +194,86 @@ def test_hevc_ffmpeg_honours_the_qp_and_codes_gray_as_400(gray):
     codec = available("hevc", {"backend": "ffmpeg", "qp": 37})
     data, log = codec._ffmpeg_encode(gray, log_level="info")
     assert "Avg QP:37.00" in log  # x265's own report: the intra picture is coded at exactly the QP asked
+    assert "Unknown option" not in log  # ffmpeg only warns about an x265 option it does not know: none here
     assert b"x265 (build" not in data  # info=0: no version/options SEI string
     if shutil.which("ffprobe"):
         probe = subprocess.run(["ffprobe", "-hide_banner", "-loglevel", "error", "-f", "hevc", "-show_entries",
                                 "stream=pix_fmt", "-of", "csv=p=0", "pipe:0"], input=data, capture_output=True, check=False)
         assert probe.stdout.decode().strip() == "gray"
+
+
+def _nal(nal_type: int, payload: bytes, long_start: bool = False) -> bytes:
+    """One Annex-B NAL unit: start code, 2-byte header (layer 0, temporal id 0), payload."""
+    return (b"\x00" if long_start else b"") + b"\x00\x00\x01" + bytes([nal_type << 1, 0x01]) + payload
+
+
+def test_hevc_access_unit_parser_on_a_hand_made_stream():
+    from privbench.codecs.hevc import split_access_units
+
+    vps, sps, pps = _nal(32, b"\x0c\x01", True), _nal(33, b"\x01\x01", True), _nal(34, b"\xc1\x73", True)
+    first, second = b"\xaf\x12\x00\x00\x03\x01", b"\x40\x34"  # first_slice_segment_in_pic_flag 1, then 0
+    units = [
+        vps + sps + pps + _nal(20, first) + _nal(20, second) + _nal(40, b"\x05\x02"),  # 2 slices, suffix SEI
+        _nal(1, b"\x80\x99"),  # a slice with no parameter sets before it: the flag starts the picture
+        _nal(35, b"\x50", True) + _nal(39, b"\x01\x02") + _nal(21, b"\xa0\x01"),  # AUD, prefix SEI, CRA
+        vps + sps + pps + _nal(19, b"\x80") + _nal(36, b""),  # end of sequence stays with its picture
+    ]
+    stream = b"".join(units)
+    assert split_access_units(stream) == units
+    assert split_access_units(units[0]) == [units[0]]
+    for bad in (b"", b"\x40\x01\x0c", vps + sps, units[1] + vps + sps, b"\x00\x00\x01\x40"):
+        with pytest.raises(PrivbenchError, match="codec 'hevc'"):
+            split_access_units(bad)
+
+
+def _odd_rgb(seed: int) -> np.ndarray:
+    return np.ascontiguousarray(rgb_frame(32, seed)[:30, :17])
+
+
+#: x265 (``DPB::prepareEncode``) sets slice_loop_filter_across_slices_enabled_flag to bit (POC % 31) of this
+SLFASE_CONSTANT = 0x5F4E4A53
+
+
+@pytest.mark.parametrize("kind", ["gray 64x128", "rgb 32x32", "gray 17x30", "rgb 30x17"])
+def test_hevc_ffmpeg_batch_codes_each_picture_as_alone(kind):
+    """One stream for the batch: every access unit decodes to the single-frame path's pixels and costs its bits."""
+    from privbench.codecs.base import Codec
+    from privbench.codecs.hevc import split_access_units
+
+    codec = available("hevc", {"backend": "ffmpeg", "qp": 30})
+    make = {"gray 64x128": lambda s: gray_frame(seed=s), "rgb 32x32": lambda s: rgb_frame(seed=s),
+            "gray 17x30": lambda s: gray_frame(17, 30, seed=s), "rgb 30x17": _odd_rgb}[kind]
+    frames = [make(seed) for seed in range(6)]
+    assert len({frame.tobytes() for frame in frames}) == 6
+    batch = codec.roundtrip_batch(frames)
+    stream, units, _ = codec._ffmpeg_encode_batch(frames)
+    assert b"".join(units) == stream and [8 * len(u) for u in units] == [r[1] for r in batch]
+    for i, (frame, unit, (decoded, bits, encode_s, decode_s)) in enumerate(zip(frames, units, batch, strict=True)):
+        alone = codec.encode(frame)  # a one-picture stream, from its own ffmpeg process
+        assert np.array_equal(decoded, codec.decode(alone, frame.shape))  # pixels: bit-exact
+        assert bits == 8 * len(alone)  # bits: exact
+        assert split_access_units(unit) == [unit]  # each picture: VPS, SPS, PPS, one IDR slice
+        starts = [j for j in range(len(unit) - 3) if unit[j:j + 3] == b"\x00\x00\x01"]
+        assert [(unit[j + 3] >> 1) & 0x3F for j in starts] == [32, 33, 34, 20]
+        # the bytes are those of the picture alone but for x265's slice_loop_filter_across_slices_enabled_flag,
+        # drawn from the POC (0 alone, i in the batch): one bit, of no effect with one slice per picture
+        flipped = sum(bin(a ^ b).count("1") for a, b in zip(unit, alone, strict=True))
+        assert flipped == (0 if SLFASE_CONSTANT >> (i % 31) & 1 else 1), i
+        assert encode_s == batch[0][2] > 0 and decode_s == batch[0][3] > 0  # the calls' times, shared equally
+    one = codec.roundtrip_batch(frames[:1])[0]
+    for reference in (codec.roundtrip(frames[0]), Codec.roundtrip(codec, frames[0])):  # batch of 1 == single
+        assert np.array_equal(one[0], reference[0]) and one[1] == reference[1] == batch[0][1]
+
+
+def test_hevc_batch_refuses_mixed_shapes_and_keeps_pillow_heif_per_frame(gray, rgb):
+    codec = available("hevc", {"backend": "ffmpeg"})
+    with pytest.raises(PrivbenchError, match="frames of one shape"):
+        codec.roundtrip_batch([gray, gray[:, :64].copy()])
+    assert codec.roundtrip_batch([]) == []
+    heif = available("hevc", {"backend": "pillow-heif"})
+    for (a, bits_a, _, _), frame in zip(heif.roundtrip_batch([rgb, rgb[::-1].copy()]), (rgb, rgb[::-1].copy()), strict=True):
+        b, bits_b, _, _ = heif.roundtrip(frame)
+        assert np.array_equal(a, b) and bits_a == bits_b
 
 
 def test_hevc_backends_agree_at_equal_qp(gray, rgb):
