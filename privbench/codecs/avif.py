@@ -20,23 +20,22 @@ Relies on Pillow's AVIF writer options ``quality``, ``speed``, ``subsampling``, 
 
 from __future__ import annotations
 
-import io
+from typing import Any
 
 import numpy as np
-from PIL import Image, features
 
-from privbench.codecs.base import Codec, check_frame
-from privbench.errors import PrivbenchError
+from privbench.codecs.pillow_codec import PillowCodec
 from privbench.registry import CODECS, Param
 
 
 @CODECS.register("avif")
-class Avif(Codec):
+class Avif(PillowCodec):
     summary = "AVIF (AV1-Intra, libaom) via Pillow's native plugin; gray native (4:0:0); RGB 4:4:4 by default"
     quality_param = "quality"
     higher_is_better = True
     native_gray = True
     requires = "Pillow >= 11.3 with AVIF support (in the Pillow wheels)"
+    pillow_format, pillow_feature, install_hint = "AVIF", "avif", "pip install -U 'pillow>=11.3'"
     quality_meaning = "libavif quality 0-100 (maps to the AV1 quantizer; higher = more bits, less distortion)"
     params = (
         Param("quality", int, 75, "libavif quality (higher = more bits, less distortion)", low=0, high=100),
@@ -45,18 +44,6 @@ class Avif(Codec):
               choices=("4:4:4", "4:2:2", "4:2:0")),
     )
 
-    def check_available(self) -> None:
-        if not features.check("avif"):
-            raise PrivbenchError("codec 'avif' needs Pillow >= 11.3 built with libavif (pip install -U pillow)")
-
-    def encode(self, frame: np.ndarray) -> bytes:
-        check_frame(frame, self.name)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="AVIF", quality=int(self.params["quality"]),
-                                    speed=int(self.params["speed"]), max_threads=1,
-                                    subsampling="4:0:0" if frame.ndim == 2 else self.params["subsampling"])
-        return buffer.getvalue()
-
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        with Image.open(io.BytesIO(data), formats=["AVIF"]) as image:
-            return np.asarray(image.convert("L" if len(shape) == 2 else "RGB"), dtype=np.uint8).copy()
+    def save_options(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"quality": int(self.params["quality"]), "speed": int(self.params["speed"]), "max_threads": 1,
+                "subsampling": "4:0:0" if frame.ndim == 2 else self.params["subsampling"]}

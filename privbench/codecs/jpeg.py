@@ -19,23 +19,22 @@ formats: JPEG").
 
 from __future__ import annotations
 
-import io
+from typing import Any
 
 import numpy as np
-from PIL import Image, features
 
-from privbench.codecs.base import Codec, check_frame
-from privbench.errors import PrivbenchError
+from privbench.codecs.pillow_codec import PillowCodec
 from privbench.registry import CODECS, Param
 
 
 @CODECS.register("jpeg")
-class Jpeg(Codec):
+class Jpeg(PillowCodec):
     summary = "JPEG baseline via Pillow/libjpeg, optimized Huffman tables; gray native; RGB 4:4:4 by default"
     quality_param = "quality"
     higher_is_better = True
     native_gray = True
     requires = "Pillow with JPEG support (in the Pillow wheels)"
+    pillow_format, pillow_feature = "JPEG", "jpg"
     quality_meaning = "IJG quality factor 1-95 (scales the quantization tables; higher = more bits, less distortion)"
     params = (
         Param("quality", int, 75, "IJG quality factor (higher = more bits, less distortion)", low=1, high=95),
@@ -43,17 +42,5 @@ class Jpeg(Codec):
               choices=("4:4:4", "4:2:2", "4:2:0")),
     )
 
-    def check_available(self) -> None:
-        if not features.check("jpg"):
-            raise PrivbenchError("codec 'jpeg' needs Pillow built with libjpeg (pip install --force-reinstall pillow)")
-
-    def encode(self, frame: np.ndarray) -> bytes:
-        check_frame(frame, self.name)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=int(self.params["quality"]), optimize=True,
-                                    subsampling=self.params["subsampling"])
-        return buffer.getvalue()
-
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("L" if len(shape) == 2 else "RGB"), dtype=np.uint8).copy()
+    def save_options(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"quality": int(self.params["quality"]), "optimize": True, "subsampling": self.params["subsampling"]}

@@ -23,13 +23,11 @@ Relies on Pillow's JPEG 2000 writer options ``irreversible``, ``quality_mode``, 
 
 from __future__ import annotations
 
-import io
+from typing import Any
 
 import numpy as np
-from PIL import Image, features
 
-from privbench.codecs.base import Codec, check_frame
-from privbench.errors import PrivbenchError
+from privbench.codecs.pillow_codec import PillowCodec
 from privbench.registry import CODECS, Param
 
 _SOC, _SOT, _COM = 0xFF4F, 0xFF90, 0xFF64
@@ -61,30 +59,23 @@ def strip_comments(codestream: bytes) -> bytes:
 
 
 @CODECS.register("jpeg2000")
-class Jpeg2000(Codec):
+class Jpeg2000(PillowCodec):
     summary = "JPEG 2000 (OpenJPEG via Pillow), irreversible 9/7, raw codestream; quality = target PSNR in dB; gray native"
     quality_param = "quality"
     higher_is_better = True
     native_gray = True
     requires = "Pillow with OpenJPEG (in the Pillow wheels)"
+    pillow_format, pillow_feature = "JPEG2000", "jpg_2000"
     quality_meaning = "target PSNR in dB of the single quality layer, 15-60 (OpenJPEG rate allocation; higher = more bits)"
     params = (
         Param("quality", float, 35.0, "target PSNR (dB) of the one quality layer", low=15.0, high=60.0),
         Param("mct", bool, False, "RGB frames: code through the irreversible colour transform (YCbCr)"),
     )
 
-    def check_available(self) -> None:
-        if not features.check("jpg_2000"):
-            raise PrivbenchError("codec 'jpeg2000' needs Pillow built with OpenJPEG (pip install --force-reinstall pillow)")
+    def save_options(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"irreversible": True, "no_jp2": True, "quality_mode": "dB",
+                "quality_layers": [float(self.params["quality"])],
+                "mct": int(bool(self.params["mct"]) and frame.ndim == 3)}
 
-    def encode(self, frame: np.ndarray) -> bytes:
-        check_frame(frame, self.name)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG2000", irreversible=True, no_jp2=True, quality_mode="dB",
-                                    quality_layers=[float(self.params["quality"])],
-                                    mct=int(bool(self.params["mct"]) and frame.ndim == 3))
-        return strip_comments(buffer.getvalue())
-
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        with Image.open(io.BytesIO(data), formats=["JPEG2000"]) as image:
-            return np.asarray(image.convert("L" if len(shape) == 2 else "RGB"), dtype=np.uint8).copy()
+    def finish(self, data: bytes) -> bytes:
+        return strip_comments(data)

@@ -9,31 +9,24 @@ IHDR/IDAT/IEND chunks cost 57 bytes of a tiny frame's file.
 
 from __future__ import annotations
 
-import io
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from privbench.codecs.base import Codec, check_frame
+from privbench.codecs.pillow_codec import PillowCodec
 from privbench.registry import CODECS, Param
 
 
 @CODECS.register("png")
-class Png(Codec):
+class Png(PillowCodec):
     summary = "PNG via Pillow: lossless (the reference that the coding stage itself loses nothing); quality = zlib level"
     quality_param = "quality"
     higher_is_better = False
     native_gray = True
     requires = "Pillow (a dependency)"
+    pillow_format, pillow_feature = "PNG", "zlib"
     quality_meaning = "zlib compression level 0-9 (lossless at every level; higher = fewer bits, slower)"
     params = (Param("quality", int, 6, "zlib compression level (lossless at every level)", low=0, high=9),)
 
-    def encode(self, frame: np.ndarray) -> bytes:
-        check_frame(frame, self.name)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="PNG", compress_level=int(self.params["quality"]))
-        return buffer.getvalue()
-
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("L" if len(shape) == 2 else "RGB"), dtype=np.uint8).copy()
+    def save_options(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"compress_level": int(self.params["quality"])}

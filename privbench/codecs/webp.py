@@ -16,40 +16,31 @@ formats: WebP").
 
 from __future__ import annotations
 
-import io
+from typing import Any
 
 import numpy as np
-from PIL import Image, features
+from PIL import Image
 
-from privbench.codecs.base import Codec, check_frame
-from privbench.errors import PrivbenchError
+from privbench.codecs.pillow_codec import PillowCodec
 from privbench.registry import CODECS, Param
 
 
 @CODECS.register("webp")
-class Webp(Codec):
+class Webp(PillowCodec):
     summary = "WebP lossy (VP8, 4:2:0) via Pillow/libwebp; gray coded as RGB (flat chroma), luma returned"
     quality_param = "quality"
     higher_is_better = True
     native_gray = False
     requires = "Pillow with libwebp (in the Pillow wheels)"
+    pillow_format, pillow_feature = "WEBP", "webp"
     quality_meaning = "libwebp quality factor 0-100 (higher = more bits, less distortion)"
     params = (
         Param("quality", int, 75, "libwebp quality factor (higher = more bits, less distortion)", low=0, high=100),
         Param("method", int, 4, "encoder effort (0 = fastest, 6 = smallest files)", low=0, high=6),
     )
 
-    def check_available(self) -> None:
-        if not features.check("webp"):
-            raise PrivbenchError("codec 'webp' needs Pillow built with libwebp (pip install --force-reinstall pillow)")
+    def image(self, frame: np.ndarray) -> Image.Image:
+        return Image.fromarray(frame).convert("RGB")  # lossy WebP has no gray mode: three equal planes
 
-    def encode(self, frame: np.ndarray) -> bytes:
-        check_frame(frame, self.name)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).convert("RGB").save(buffer, format="WEBP", lossless=False,
-                                                   quality=int(self.params["quality"]), method=int(self.params["method"]))
-        return buffer.getvalue()
-
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        with Image.open(io.BytesIO(data), formats=["WEBP"]) as image:
-            return np.asarray(image.convert("L" if len(shape) == 2 else "RGB"), dtype=np.uint8).copy()
+    def save_options(self, frame: np.ndarray) -> dict[str, Any]:
+        return {"lossless": False, "quality": int(self.params["quality"]), "method": int(self.params["method"])}
