@@ -222,6 +222,25 @@ def _saved_defense(path: Any) -> DefenseSweep:
     return DefenseSweep(defense.name, params, (strength,), file=str(path))
 
 
+_ABSENT = object()
+
+
+def _axis_values(cls: type, params: dict[str, Any], axis: str, values: Any, where: str) -> list[float]:
+    """The values of a sweep axis (a defense's strengths, a codec's qualities), each checked by constructing the
+    component with it; absent = the configured or declared value alone."""
+    values = [params.get(axis)] if values is _ABSENT else values
+    if not isinstance(values, list) or not values:
+        raise PrivbenchError(f"config: '{where}' must be a non-empty list")
+    checked: list[float] = []
+    for v in values:
+        instance = cls(**{**params, axis: v}) if v is not None else cls(**params)
+        value = float(instance.params[axis])
+        if value in checked:
+            raise PrivbenchError(f"config: '{where}' lists {value:g} twice (it would write the same rows twice)")
+        checked.append(value)
+    return checked
+
+
 def _codecs(value: Any, defense_names: set[str]) -> tuple[CodecSweep, ...]:
     """The ``codecs`` axis: absent = no coding; each entry a codec (or ``none``) at a list of qualities."""
     if value is None:
@@ -247,16 +266,8 @@ def _codecs(value: Any, defense_names: set[str]) -> tuple[CodecSweep, ...]:
             continue
         cls = CODECS.get(name)
         params = _params(item.get("params"), where)
-        qualities = item.get("qualities", [params.get(cls.quality_param)])
-        if not isinstance(qualities, list) or not qualities:
-            raise PrivbenchError(f"config: '{where}.qualities' must be a non-empty list")
-        checked = []
-        for q in qualities:
-            instance = cls(**{**params, cls.quality_param: q}) if q is not None else cls(**params)
-            value_q = float(instance.params[cls.quality_param])
-            if value_q in checked:
-                raise PrivbenchError(f"config: '{where}.qualities' lists {value_q:g} twice")
-            checked.append(value_q)
+        checked = _axis_values(cls, params, cls.quality_param, item.get("qualities", _ABSENT),
+                               f"{where}.qualities")
         # unset optional parameters (None) are left out: they are the defaults, and None is no value to pass
         base = {k: v for k, v in cls(**params).params.items() if v is not None and k != cls.quality_param}
         sweeps.append(CodecSweep(cls.name, base, tuple(checked), only))
@@ -307,17 +318,8 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
                                      f"'defenses[{i}].strengths'")
             defenses.append(DefenseSweep(cls.name, cls(**params).params, (0.0,)))
             continue
-        strengths = item.get("strengths", [params.get(cls.strength_param)])
-        if not isinstance(strengths, list) or not strengths:
-            raise PrivbenchError(f"config: 'defenses[{i}].strengths' must be a non-empty list")
-        checked = []
-        for s in strengths:
-            instance = cls(**{**params, cls.strength_param: s}) if s is not None else cls(**params)
-            value = float(instance.params[cls.strength_param])
-            if value in checked:
-                raise PrivbenchError(f"config: 'defenses[{i}].strengths' lists {value:g} twice (it would write "
-                                     "the same rows twice)")
-            checked.append(value)
+        checked = _axis_values(cls, params, cls.strength_param, item.get("strengths", _ABSENT),
+                               f"defenses[{i}].strengths")
         base = cls(**params).params
         base.pop(cls.strength_param, None)
         defenses.append(DefenseSweep(cls.name, base, tuple(checked)))
