@@ -70,7 +70,7 @@ class InverseNet(Attack):
         data = attacker_subset(view.data, self.params["attacker_samples"], view.seed)
         p = self.params
         fit_decoder(self.decoder, data, view.query, epochs=p["epochs"], lr=p["lr"], batch_size=p["batch_size"],
-                    device=view.device, seed=view.seed, loss_fn=self.loss_fn)
+                    device=view.device, seed=view.seed, loss_fn=self.loss_fn, stochastic=view.stochastic)
 
     @torch.no_grad()
     def reconstruct(self, features: torch.Tensor) -> torch.Tensor:

@@ -218,7 +218,7 @@ class Shadow(Attack):
             p = self.params
             data = attacker_subset(view.data, p["attacker_samples"], view.seed)
             fit_decoder(self.decoder, data, self.shadow_query, epochs=p["decoder_epochs"], lr=1e-3, batch_size=32,
-                        device=view.device, seed=view.seed,
+                        device=view.device, seed=view.seed, stochastic=view.stochastic,
                         loss_fn=lambda out, x: reconstruction_loss(p["decoder_loss"], out, x))
 
     def reconstruct(self, features: torch.Tensor) -> torch.Tensor:

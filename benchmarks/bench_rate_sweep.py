@@ -6,7 +6,7 @@ primed cache (``--primed``; the first run primes it), and reports the wall time 
 inside the codecs (``privbench.codecs.stage.CLOCK``: encode + decode of every frame, both cores), the frames
 coded and the rest (networks: attack fitting, reconstruction, utility, metrics).
 
-    python benchmarks/bench_rate_sweep.py [--config compression] [--primed /tmp/pb-rate-primed]
+    python benchmarks/bench_rate_sweep.py [--config compression] [--primed /tmp/pb-rate-primed] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="compression", help="a shipped preset name or a YAML path")
     parser.add_argument("--primed", type=Path, default=Path("/tmp/pb-rate-primed"), help="cache of the inputs")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the sweep's cache here afterwards (a later "
+                        "`privbench run CONFIG --cache-dir KEEP` is then warm)")
     args = parser.parse_args()
     path = args.config if args.config.endswith((".yaml", ".yml")) else \
         str(Path(__file__).resolve().parents[1] / "privbench" / "configs" / f"{args.config}.yaml")
@@ -45,6 +47,8 @@ def main() -> None:
         start = time.perf_counter()
         output = run_benchmark(config, Cache(folder), progress=False)
         total = time.perf_counter() - start
+        if args.keep is not None:
+            shutil.copytree(folder, args.keep, dirs_exist_ok=True)
     coding, frames = stage.CLOCK.seconds, stage.CLOCK.frames
     print(f"{args.config}: {len(output.frame)} rows, grid wall {total:.1f} s")
     print(f"  codecs:   {coding:.1f} s ({100 * coding / total:.1f} %), {frames} frames, "

@@ -55,6 +55,9 @@ class AttackerView:
     #: query-free: builds an *untrained* module with the defended front's architecture (Kerckhoffs: the
     #: architecture and the defense are public, the weights are not); ``None`` when not entitled
     front_architecture: Callable[[], nn.Module] | None = None
+    #: the pipeline draws fresh randomness at every call (a stochastic stage, e.g. noise): public, like the
+    #: defense itself; an attacker of a deterministic pipeline may query each image once and reuse it
+    stochastic: bool = True
 
 
 def make_query(front: nn.Module, device: torch.device,
@@ -94,7 +97,8 @@ def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, devi
     common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
                   input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
                   value_range=defended.value_range, device=device, seed=seed,
-                  num_classes=defended.num_classes)
+                  num_classes=defended.num_classes,
+                  stochastic=any(stage.stochastic for stage in pipeline_stages(defended.front)))
     if access is Access.WHITE_BOX:
         for stage in stages_without_exact_gradient(defended.front):
             if not stage.approximation or stage.approximation not in approximations:
