@@ -74,6 +74,8 @@ def rate_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accura
         if points.empty:
             continue
         # the attack's reconstructions, and for input coding also the decoded image itself (kind=input)
+        probes = set(points.loc[points["kind"] == "privacy", "dataset"])
+        points = points[points["dataset"].isin(probes)]  # the task's test set has no private content to score
         if attack is not None:
             points = points[(points["kind"] == "input") | (points["attack"] == attack)]
         points = points.assign(curve=points["curve"].where(points["kind"] != "input", points["curve"] + " [x′ itself]"))
@@ -112,6 +114,10 @@ def _figure(points: pd.DataFrame, ylabel: str, title: str) -> bytes:
         ax.set_xlabel("rate: bpp (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    handles: dict[str, object] = {}
+    for ax in axes[0]:  # one legend for all panels: a curve may be missing from some of them
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title, fontsize=9)
     return _png(fig)
