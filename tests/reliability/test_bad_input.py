@@ -79,7 +79,7 @@ def _finished_run(tmp: Path) -> Path:
     run.mkdir()
     write_csv(to_frame(rows)[COLUMNS], run / "results.csv")
     images = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
-    save_samples({"synth-faces": images}, {("noise", 0.0, "rmle"): {"synth-faces": images}}, run)
+    save_samples({"synth-faces": images}, {("noise=0", "rmle"): {"synth-faces": images}}, run)
     return run
 
 

@@ -21,10 +21,10 @@ def fail_at(monkeypatch, strength: float) -> None:
     """Make the grid point at noise=``strength`` raise, as a bug inside an attack would."""
     original = Benchmark.point
 
-    def point(self, defense, attack_cfg):
-        if defense.strength == strength:
+    def point(self, setting, attack_cfg):
+        if setting.defense.strength == strength:
             raise RuntimeError("boom inside the attack")
-        return original(self, defense, attack_cfg)
+        return original(self, setting, attack_cfg)
 
     monkeypatch.setattr(Benchmark, "point", point)
 
