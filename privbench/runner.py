@@ -19,6 +19,7 @@ defended pipeline of a setting is built (and a trained defense fitted) once, how
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 from privbench import __version__
 from privbench.attacks.base import Attack
 from privbench.cache import Cache, canonical_json, spec_hash
-from privbench.codecs.stage import CodecStage, codec_stages, with_codec
+from privbench.codecs.stage import CodecStage, CodingTally, codec_stages, with_codec
 from privbench.codecs.tiling import ClipRange, FeatureStats
 from privbench.config import NO_CODEC, ComponentConfig, DefenseSweep, RunConfig
 from privbench.data.base import ImageSet, concat
@@ -340,9 +341,11 @@ class Benchmark:
         return labels
 
     def utility_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+        """The utility metrics of the setting's pipeline on the task's test set; for a coded setting also its rate
+        there (the test set is coded once, for both: :meth:`coded_rows`)."""
         setting = as_setting(item)
         metrics = [m for m in self.metrics if m.side == "utility"]
-        if not metrics:
+        if not metrics and setting.codec is None:
             return []
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "test": self.test_key, "metrics": [[m.name, m.params] for m in metrics],
@@ -352,20 +355,26 @@ class Benchmark:
             start = time.perf_counter()
             defended = self.defended(setting)
             seed_everything(derive_seed(self.seed, "utility", setting.spec()))
-            outputs = defended.predict(self.task_test.floats())
+            x = self.task_test.floats()
+            stages = codec_stages(defended)
+            with stages[0].counting() if stages else contextlib.nullcontext() as tally:
+                outputs = defended.predict(x)
             inputs = UtilityInputs(outputs, self.task_test.labels["label"])
             rows = []
             for metric in metrics:
                 score = metric.score(inputs, self.context)
                 rows.append(self.row(setting, "none", self.config.task_test.name, metric.name, metric.side, score,
                                      time.perf_counter() - start))
+            if tally is not None:
+                rows += self.coded_rows(setting, self.config.task_test.name, x, tally, time.perf_counter() - start,
+                                        timing=True)
             return rows
 
         return self.cache.get_or_create("utility", key, compute)
 
     def cost_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
         """``kind=cost`` rows: parameters, MACs (torch's FlopCounterMode), batch-1 latency and batched
-        throughput of the edge side's networks (front + edge stages; a codec's own time is in :meth:`rate_rows`) on
+        throughput of the edge side's networks (front + edge stages; a codec's own time is in its ``codec-*-ms`` rows) on
         this run's device. Timings vary from machine to machine; cached with the device type (per defense: every
         quality of a codec shares them), so a warm rerun reports the same figures."""
         setting = as_setting(item)
@@ -396,38 +405,42 @@ class Benchmark:
         return [self.row(setting, "none", dataset, metric, "cost", Score(value, float("nan"), float("nan"), 1, ""), seconds)
                 for dataset, metric, value, seconds in numbers]
 
+    def coded_rows(self, setting: Setting, dataset: str, images: torch.Tensor, tally: CodingTally, seconds: float,
+                   timing: bool = False) -> list[dict[str, Any]]:
+        """The ``kind=rate`` row of ``images`` coded into ``tally``: bpp = total bits of the real bitstreams / total
+        input-image pixels (paper 000); with ``timing``, ``kind=cost`` rows of the codec's mean encode and decode
+        time per frame (``codec-encode-ms``, ``codec-decode-ms``)."""
+        pixels = images.shape[0] * images.shape[2] * images.shape[3]
+        nan = float("nan")
+        rows = [self.row(setting, "none", dataset, "bpp", "rate", Score(tally.bits / pixels, nan, nan, len(images), ""),
+                         seconds)]
+        if timing:
+            for metric, total in (("codec-encode-ms", tally.encode_seconds), ("codec-decode-ms", tally.decode_seconds)):
+                rows.append(self.row(setting, "none", dataset, metric, "cost",
+                                     Score(1000.0 * total / tally.frames, nan, nan, tally.frames, ""), seconds))
+        return rows
+
     def rate_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
-        """``kind=rate`` rows of a coded setting: bpp = total bits of the real bitstreams / total input-image pixels
-        (paper 000), on the task's test set and on every probe set; and ``kind=cost`` rows with the codec's mean
-        encode and decode time per frame on the test set (``codec-encode-ms``, ``codec-decode-ms``)."""
+        """``kind=rate`` rows of a coded setting on every probe set (the task's test set's come with its utility):
+        what the private images cost to send, next to what their reconstructions reveal."""
         setting = as_setting(item)
         if setting.codec is None:
             return []
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(), "test": self.test_key,
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "probes": self.probes_key, "labels": self.labels(setting), "version": __version__}
 
         def compute() -> list[dict[str, Any]]:
             coded = self.defended(setting)
             (stage,) = codec_stages(coded)
             rows = []
-            sets = [(self.config.task_test.name, self.task_test)]
-            sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
-            for name, images in sets:
+            for i, probe in enumerate(self.probes):
+                name = self.probe_name(i)
                 start = time.perf_counter()
                 seed_everything(derive_seed(self.seed, "rate", setting.spec(), name))
-                x = images.floats()
+                x = probe.floats()
                 with stage.counting() as tally:
                     coded.features(x)
-                seconds = time.perf_counter() - start
-                pixels = x.shape[0] * x.shape[2] * x.shape[3]
-                rows.append(self.row(setting, "none", name, "bpp", "rate",
-                                     Score(tally.bits / pixels, float("nan"), float("nan"), x.shape[0], ""), seconds))
-                if name == self.config.task_test.name:
-                    for metric, total in (("codec-encode-ms", tally.encode_seconds),
-                                          ("codec-decode-ms", tally.decode_seconds)):
-                        rows.append(self.row(setting, "none", name, metric, "cost",
-                                             Score(1000.0 * total / tally.frames, float("nan"), float("nan"),
-                                                   tally.frames, ""), seconds))
+                rows += self.coded_rows(setting, name, x, tally, time.perf_counter() - start)
             return rows
 
         return self.cache.get_or_create("rate", key, compute)

@@ -53,8 +53,15 @@ class Setting:
         codec = self.codec
         return {"defense": self.defense.name, "defense_params": params_json(self.defense.params),
                 "strength": self.defense.strength, "codec": codec.name if codec else "none",
-                "codec_params": params_json({k: v for k, v in codec.params.items() if k != codec.quality_param})
-                if codec else "", "quality": codec.quality if codec else ""}
+                "codec_params": params_json(self.codec_params) if codec else "",
+                "quality": codec.quality if codec else ""}
+
+    @property
+    def codec_params(self) -> dict[str, Any]:
+        """The codec's parameters other than its quality; input coding has no clipping, so no clip parameters."""
+        assert self.codec is not None
+        unused = {"clip_sigma", "clip_min", "clip_max"} if self.coded_input else set()
+        return {k: v for k, v in self.codec.params.items() if k != self.codec.quality_param and k not in unused}
 
     @property
     def label(self) -> str:
