@@ -25,7 +25,8 @@ class Setting:
         spec = self.defense.spec()
         if self.codec is None:
             return spec
-        return {**spec, "codec": {"codec": self.codec.name, "params": self.codec.params}}
+        return {**spec, "codec": {"codec": self.codec.name, "params": self.codec.params,
+                                  "version": self.codec.version()}}
 
     @property
     def coded_input(self) -> bool:

@@ -220,3 +220,12 @@ def test_codec_errors_on_the_command_line_are_one_line(capsys, tmp_path, args, m
                          "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "cache" / "task-model").exists()  # refused before any training
+
+
+def test_the_codec_build_is_part_of_the_cache_identity(monkeypatch):
+    codec = CODECS.create("jpeg", quality=50)
+    setting = Setting(DEFENSES.create("none"), codec)
+    assert "Pillow" in setting.spec()["codec"]["version"]
+    before = setting.spec()
+    monkeypatch.setattr(type(codec), "version", lambda self: "another libjpeg")
+    assert setting.spec() != before  # results coded by another build are recomputed, never reused

@@ -88,6 +88,11 @@ class Codec(Component):
     def check_available(self) -> None:
         """Raise one clear :class:`PrivbenchError` line when the library or binary this codec needs is missing."""
 
+    def version(self) -> str:
+        """The versions of what does the coding (library, binary): part of every cache key downstream of the codec,
+        so results coded by another encoder build are recomputed, never reused."""
+        return ""
+
     def encode(self, frame: np.ndarray) -> bytes:
         """The bitstream of one ``uint8`` frame (``H×W`` gray or ``H×W×3`` RGB, C-contiguous)."""
         raise NotImplementedError

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import shutil
 import subprocess
 import time
@@ -182,6 +183,22 @@ def _ffmpeg_has_libx265(ffmpeg: str) -> bool:
     return b"libx265" in listed.stdout
 
 
+#: ffmpeg path -> the version of the libx265 it links (found once per process)
+_X265_VERSIONS: dict[str, str] = {}
+
+
+@functools.cache
+def _tool_version(tool: str) -> str:
+    """The first line of ``tool -version`` (ffmpeg) or ``tool --version`` (x265, via ffmpeg's libx265 build)."""
+    try:
+        out = subprocess.run([tool, "-hide_banner", "-version"] if tool.endswith("ffmpeg") else [tool, "--version"],
+                             capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (out.stdout or out.stderr).decode(errors="replace").strip().splitlines()
+    return text[0] if text else "unknown"
+
+
 @functools.cache
 def _pillow_heif_problem() -> str | None:
     try:
@@ -225,6 +242,20 @@ class Hevc(Codec):
             problem = _pillow_heif_problem()
             if problem:
                 raise PrivbenchError(problem)
+
+    def version(self) -> str:
+        if self.params["backend"] == "ffmpeg":
+            ffmpeg = shutil.which("ffmpeg")
+            if ffmpeg is None:
+                return "no ffmpeg"
+            if ffmpeg not in _X265_VERSIONS:  # the libx265 ffmpeg links, as x265 logs it: one tiny encode per process
+                _, log = self._ffmpeg_encode(np.zeros((16, 16), np.uint8), log_level="info")
+                found = re.search(r"HEVC encoder version (\S+)", log)
+                _X265_VERSIONS[ffmpeg] = found.group(1) if found else "unknown"
+            return f"{_tool_version(ffmpeg)}; x265 {_X265_VERSIONS[ffmpeg]}"
+        import pillow_heif
+
+        return f"pillow-heif {pillow_heif.__version__}, {pillow_heif.libheif_info().get('HEIF')}"
 
     def encode(self, frame: np.ndarray) -> bytes:
         check_frame(frame, self.name)

@@ -12,6 +12,7 @@ import io
 from typing import Any, ClassVar
 
 import numpy as np
+import PIL
 from PIL import Image, features
 
 from privbench.codecs.base import Codec, check_frame
@@ -29,6 +30,9 @@ class PillowCodec(Codec):
         if not features.check(self.pillow_feature):
             raise PrivbenchError(f"codec '{self.name}' needs Pillow built with {self.pillow_feature} "
                                  f"({self.install_hint})")
+
+    def version(self) -> str:
+        return f"Pillow {PIL.__version__}, {self.pillow_feature} {features.version(self.pillow_feature)}"
 
     def save_options(self, frame: np.ndarray) -> dict[str, Any]:
         """Pillow writer options for ``frame`` (its quality among them)."""

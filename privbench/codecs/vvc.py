@@ -106,6 +106,13 @@ class Vvc(Codec):
         if config and not self.full_app:
             raise PrivbenchError("codec 'vvc': config= is read by vvencFFapp only")
 
+    def version(self) -> str:
+        """The encoder's (and decoder's) content hash: a rebuilt VVenC at the same path is another encoder."""
+        from privbench.fingerprint import file_digest
+
+        return " ".join(f"{what}:{file_digest(path)[:16]}" for what, path in
+                        (("encoder", self.params["encoder"]), ("decoder", self.params["decoder"])) if path)
+
     # --- command lines ----------------------------------------------------------------------------------------
 
     def encoder_args(self, source: Path, bitstream: Path, recon: Path, height: int, width: int, chroma: str) -> list[str]:
