@@ -24,7 +24,7 @@ from privbench.errors import PrivbenchError  # noqa: E402
 
 MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
-FIGURE_VERSION = 1
+FIGURE_VERSION = 2  # 2: pipelines (defense + codec) and codec qualities in the privacy–utility figures
 #: the columns a privacy–utility figure is drawn from (its cache key hashes exactly these)
 PLOT_COLUMNS = ["metric", "dataset", "pipeline", "attack", "strength", "quality", "value", "ci_low", "ci_high", "utility"]
 #: the columns that name a setting (a defense setting and a codec setting)
