@@ -34,7 +34,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -437,6 +437,27 @@ def _span(values: np.ndarray) -> str:
     return f"{values.min():.4g}–{values.max():.4g}"
 
 
+def _delta(label: str, axis: str, anchor_axis: np.ndarray, test_axis: np.ndarray, overlap: float, min_overlap: float,
+           compute: Callable[[], float], log: bool = False) -> tuple[float | None, list[str]]:
+    """One Bjøntegaard delta (``compute()``) guarded by the overlap of the two curves on the axis it integrates
+    over: none → no value and a note naming both ranges; below ``min_overlap`` → the value and a warning note;
+    a non-finite answer → no value and a note (never NaN)."""
+    if overlap == 0:
+        return None, [f"{label}: no overlap in {axis}: anchor {_span(anchor_axis)}, test {_span(test_axis)}"]
+    notes = []
+    if overlap < min_overlap:
+        scale = "log " if log else ""
+        notes.append(f"{label}: the {scale}{axis} ranges overlap only {100 * overlap:.0f} % "
+                     f"(< {100 * min_overlap:.0f} %): "
+                     f"anchor {_span(anchor_axis)}, test {_span(test_axis)}; the value averages over the common part")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the overlap is reported in our words
+        value = float(compute())
+    if not math.isfinite(value):
+        return None, [*notes, f"{label}: bjontegaard gave no finite value ({value})"]
+    return value, notes
+
+
 def bd(anchor: Curve, test: Curve, method: str = "pchip", min_overlap: float = DEFAULT_MIN_OVERLAP) -> BDResult:
     """BD-rate and BD-metric of ``test`` against ``anchor`` (Bjøntegaard, VCEG-M33) on their Pareto fronts.
 
@@ -473,43 +494,14 @@ def bd(anchor: Curve, test: Curve, method: str = "pchip", min_overlap: float = D
     a_by_m, t_by_m = anchor.front.sort_values("value"), test.front.sort_values("value")
     ra, ma = a_by_m["rate"].to_numpy(float), a_by_m["value"].to_numpy(float)
     rt, mt = t_by_m["rate"].to_numpy(float), t_by_m["value"].to_numpy(float)
-    notes: list[str] = []
     over_m, _, _ = _overlap(ma, mt)
-    bd_rate: float | None = None
-    if over_m == 0:
-        notes.append(f"BD-rate: no overlap in {metric}: anchor {_span(ma)}, test {_span(mt)}")
-    else:
-        if over_m < min_overlap:
-            notes.append(f"BD-rate: the {metric} ranges overlap only {100 * over_m:.0f} % (< {100 * min_overlap:.0f} %): "
-                         f"anchor {_span(ma)}, test {_span(mt)}; the value averages over the common part")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the overlap is reported above, in our words
-            value = float(bjontegaard.bd_rate(ra, ma, rt, mt, method=method, require_matching_points=False,
-                                              min_overlap=min_overlap))
-        if math.isfinite(value):
-            bd_rate = value
-        else:
-            notes.append(f"BD-rate: bjontegaard gave no finite value for {metric} ({value})")
-
+    bd_rate, notes = _delta("BD-rate", metric, ma, mt, over_m, min_overlap, lambda: bjontegaard.bd_rate(
+        ra, ma, rt, mt, method=method, require_matching_points=False, min_overlap=min_overlap))
     ra, ma, rt, mt = anchor.rates(), anchor.values(), test.rates(), test.values()
     over_r, _, _ = _overlap(np.log10(ra), np.log10(rt))
-    bd_metric: float | None = None
-    if over_r == 0:
-        notes.append(f"BD-{metric}: no overlap in {anchor.rate}: anchor {_span(ra)}, test {_span(rt)}")
-    else:
-        if over_r < min_overlap:
-            notes.append(f"BD-{metric}: the log {anchor.rate} ranges overlap only {100 * over_r:.0f} % "
-                         f"(< {100 * min_overlap:.0f} %): anchor {_span(ra)}, test {_span(rt)}; the value averages "
-                         "over the common part")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = float(bjontegaard.bd_psnr(ra, ma, rt, mt, method=method, require_matching_points=False,
-                                              min_overlap=min_overlap))
-        if math.isfinite(value):
-            bd_metric = value
-        else:
-            notes.append(f"BD-{metric}: bjontegaard gave no finite value ({value})")
-    return BDResult(anchor, test, method, bd_rate, bd_metric, over_m, over_r, tuple(notes))
+    bd_metric, more = _delta(f"BD-{metric}", anchor.rate, ra, rt, over_r, min_overlap, lambda: bjontegaard.bd_psnr(
+        ra, ma, rt, mt, method=method, require_matching_points=False, min_overlap=min_overlap), log=True)
+    return BDResult(anchor, test, method, bd_rate, bd_metric, over_m, over_r, tuple(notes + more))
 
 
 # ---- tables and plots --------------------------------------------------------------------------------------------
