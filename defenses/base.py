@@ -109,7 +109,8 @@ class Defense(Component):
     def diagnostics(self, defended_inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[int, int]]:
         """Defense-specific proportions measured on the task test set's defended inputs x′ (float, CPU) and task
         labels, as ``{metric: (successes, n)}`` — e.g. the perturbation generator's own auxiliary classifier's
-        accuracy (paper 003). Called after :meth:`apply`; reported as ``kind=input`` rows. Default: none."""
+        accuracy (paper 003). Called after :meth:`apply`; reported as ``kind=input`` rows. A larger proportion must
+        mean that x′ reveals more (the regression gate relies on it). Default: none."""
         return {}
 
     def deployed_split(self, model_split: str) -> str:

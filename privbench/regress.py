@@ -145,8 +145,10 @@ def worse_direction(metric: str, kind: str) -> int:
     """+1 when a larger value is worse, -1 when a smaller value is worse (one rule per metric kind)."""
     if kind == "utility":
         return -1  # accuracy: lower is worse
-    if kind == "cost":
-        return 1  # parameters, MACs on the edge: more is worse
+    if kind in ("cost", "rate"):
+        return 1  # parameters, MACs on the edge, bits per pixel: more is worse
+    if kind == "input" and metric not in METRICS:
+        return 1  # a defense's own diagnostic of x′ (e.g. aux-acc): by convention, higher = x′ reveals more
     try:
         return 1 if METRICS.get(metric).higher_is_leakier else -1
     except PrivbenchError:

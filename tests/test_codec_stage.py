@@ -229,3 +229,12 @@ def test_the_codec_build_is_part_of_the_cache_identity(monkeypatch):
     before = setting.spec()
     monkeypatch.setattr(type(codec), "version", lambda self: "another libjpeg")
     assert setting.spec() != before  # results coded by another build are recomputed, never reused
+
+
+def test_the_gate_knows_which_way_rate_and_diagnostics_get_worse():
+    from privbench.regress import worse_direction
+
+    assert worse_direction("bpp", "rate") == 1  # more bits for the same pipeline is a regression
+    assert worse_direction("aux-acc", "input") == 1  # a defense's diagnostic of x′: higher reveals more
+    with pytest.raises(PrivbenchError, match="not registered"):
+        worse_direction("aux-acc", "privacy")
