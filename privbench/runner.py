@@ -487,18 +487,28 @@ class Benchmark:
 
         return self.cache.get_or_create("input", key, compute)
 
-    def intercepted_rows(self, item: Setting | Defense) -> list[dict[str, Any]]:
+    def intercepted_rows(self, item: Setting | Defense, input_rows: list[dict[str, Any]] | None = None
+                         ) -> list[dict[str, Any]]:
         """With input coding the decoded image itself crosses the network: an observer needs no inversion. Its
         privacy metrics on every probe set (the ``kind=input`` rows) are then also the rows of an attack named
         ``intercepted`` (``kind=privacy``), so the worst case of the setting includes them — as paper 000 scores its
-        "Benchmark-input" pipeline on the decoded image."""
+        "Benchmark-input" pipeline on the decoded image. ``input_rows``: the setting's :meth:`input_rows`, when the
+        caller already has them."""
         setting = as_setting(item)
         if not setting.coded_input:
             return []
         probes = {self.probe_name(i) for i in range(len(self.probes))}
         privacy = {m.name for m in self.metrics if m.side == "privacy"}
-        return [{**row, "kind": "privacy", "attack": INTERCEPTED} for row in self.input_rows(setting)
+        rows = self.input_rows(setting) if input_rows is None else input_rows
+        return [{**row, "kind": "privacy", "attack": INTERCEPTED} for row in rows
                 if row["dataset"] in probes and row["metric"] in privacy]
+
+    def setting_rows(self, setting: Setting) -> list[dict[str, Any]]:
+        """The rows of a setting that need no attack: utility, rate, edge cost, the image x′ itself and, for input
+        coding, that image as the intercepted observation."""
+        seen = self.input_rows(setting)
+        return (self.utility_rows(setting) + self.rate_rows(setting) + self.cost_rows(setting) + seen
+                + self.intercepted_rows(setting, seen))
 
     def fitted_attack(self, item: Setting | Defense, attack: Attack, defended: SplitModel) -> Attack:
         setting = as_setting(item)
@@ -636,8 +646,7 @@ class Benchmark:
             for setting in settings:
                 bar.set_postfix_str(f"{setting.label} utility")
                 step = f"{setting.label} utility, rate and edge cost"
-                rows += self.guarded(step, lambda s=setting: self.utility_rows(s) + self.rate_rows(s)
-                                     + self.cost_rows(s) + self.input_rows(s) + self.intercepted_rows(s), [])
+                rows += self.guarded(step, lambda s=setting: self.setting_rows(s), [])
                 bar.update()
                 for attack_cfg in self.config.attacks:
                     bar.set_postfix_str(f"{setting.label} {attack_cfg.name}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -41,7 +41,6 @@ STAGE_PARAMS = (
           "clip_sigma)"),
     Param("clip_max", float, None, "explicit upper clipping bound of the features (with clip_min)"),
 )
-STAGE_PARAM_NAMES = tuple(p.name for p in STAGE_PARAMS)
 
 
 class Codec(Component):
@@ -79,11 +78,6 @@ class Codec(Component):
     @property
     def quality(self) -> float:
         return float(self.params[self.quality_param])
-
-    @property
-    def codec_params(self) -> dict[str, Any]:
-        """The codec's own parameters (the coding-stage ones excluded)."""
-        return {k: v for k, v in self.params.items() if k not in STAGE_PARAM_NAMES}
 
     def check_available(self) -> None:
         """Raise one clear :class:`PrivbenchError` line when the library or binary this codec needs is missing."""
