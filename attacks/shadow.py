@@ -110,17 +110,18 @@ class BatchNormStatistics:
             handle.remove()
 
 
-def train_shadow(shadow: nn.Module, back: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+def train_shadow(shadow: nn.Module, back: nn.Module, images: torch.Tensor, labels, *,
                  epochs: int, lr: float, batch_size: int, device: torch.device, seed: int,
-                 bn_weight: float = 0.0) -> None:
-    """Adam on cross-entropy of back(shadow(x)) vs the labels; the back stays frozen (He et al. §4.3).
-    ``bn_weight`` > 0 adds the BatchNorm-statistics term of :class:`BatchNormStatistics`."""
+                 bn_weight: float = 0.0, task_loss=F.cross_entropy) -> None:
+    """Adam on the task loss of back(shadow(x)) vs the labels (He et al. §4.3: cross-entropy; a detector's own
+    losses for a detector); the back stays frozen. ``bn_weight`` > 0 adds the BatchNorm-statistics term of
+    :class:`BatchNormStatistics`."""
     back.eval()
     shadow.to(device).train()
     statistics = BatchNormStatistics(back) if bn_weight > 0 else None
 
     def loss(idx: torch.Tensor) -> torch.Tensor:
-        value = F.cross_entropy(back(shadow(images[idx].to(device))), labels[idx].to(device))
+        value = task_loss(back(shadow(images[idx].to(device))), labels[idx].to(device))
         if statistics is not None:
             term = statistics.pop()
             if term is not None:
@@ -211,7 +212,8 @@ class Shadow(Attack):
         self.shadow = self.build_shadow(view)
         train_shadow(self.shadow, view.back, view.task_data, view.task_labels, epochs=self.params["epochs"],
                      lr=self.params["lr"], batch_size=self.params["batch_size"], device=view.device,
-                     seed=view.seed, bn_weight=self.params["bn_matching"])
+                     seed=view.seed, bn_weight=self.params["bn_matching"],
+                     task_loss=view.task_loss or F.cross_entropy)
         if self.params["then"] == "inverse-net":
             torch.manual_seed(view.seed + 1)
             self.decoder = self.build_decoder(view)

@@ -139,7 +139,7 @@ class Autoencoder(TrainedDefense):
         torch.manual_seed(derive_seed(context.seed, "autoencoder-init"))
         encoder, decoder = (net.to(device) for net in self.networks(model))
         recnet = self.recnet(model).to(device) if self.adversarial else None
-        images, labels = context.train.images, context.train.labels["label"]
+        images, labels = context.train.images, context.targets
         model.eval()  # the task network is frozen throughout, BatchNorm included
         cache: dict[str, Any] = {}
 

@@ -75,6 +75,11 @@ class FitContext:
         if self.progress is not None:
             self.progress(message)
 
+    @property
+    def targets(self):
+        """The task's targets of ``train`` (class labels; boxes and classes for a detector), indexed like a tensor."""
+        return self.model.task.targets(self.train)
+
 
 class Defense(Component):
     kind: ClassVar[str] = "defense"
@@ -82,6 +87,8 @@ class Defense(Component):
     strength_param: ClassVar[str] = ""
     #: True for defenses that learn (``fit`` / ``load_state``); the engine then caches their state.
     trained: ClassVar[bool] = False
+    #: the tasks (:data:`privbench.tasks.TASKS`) whose models this defense can protect
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "detection")
 
     @property
     def strength(self) -> float:

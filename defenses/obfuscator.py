@@ -30,7 +30,7 @@ Both with AdamW (lr 1e-3, weight decay 1e-6) and the learning rate ÷10 at the h
 (paper 004 §4). After training D is discarded, as in the paper; the state is O alone. ``alpha_rec = 0`` trains
 O on the task loss only (no adversary is built). The strength axis for sweeps is ``alpha_rec``.
 
-**No sensitive label is used.** The fit reads the images and the task label (``labels["label"]``) only —
+**No sensitive label is used.** The fit reads the images and the task targets (``FitContext.targets``) only —
 never identities, plates or attributes. This is the point of paper 004: privacy comes from making the image
 hard to *reconstruct*, so the sensitive attributes need not be defined or labelled; they are only used to
 *evaluate* the defense (the paper's PAR mA, privbench's attribute and identity attacks).
@@ -189,7 +189,7 @@ class Obfuscator(TrainedDefense):
         deobfuscator = self.deobfuscator().to(device) if self.adversarial else None
         # the images and the task label: the only fields of the training set that are ever read (no
         # identity, plate or attribute label — paper 004's point)
-        images, labels = context.train.images, context.train.labels["label"]
+        images, labels = context.train.images, context.targets
         model.eval()  # the task network is frozen throughout, BatchNorm included
         cache: dict[str, Any] = {}
 

@@ -48,7 +48,7 @@ from privbench.models.base import reinitialize
 from privbench.models.unet import UNet
 from privbench.registry import DEFENSES, Param
 from privbench.split import SplitModel, batches
-from privbench.training import Update, fit_classifier, train
+from privbench.training import Update, fit_task, train
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -185,8 +185,9 @@ class Perturbation(TrainedDefense):
     @torch.no_grad()
     def diagnostics(self, defended_inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[int, int]]:
         """``aux-acc``: top-1 accuracy of the trained auxiliary classifier on x′ (paper 003's accuracy on the
-        auxiliary model; low = the adversary's recogniser is fooled). None without an auxiliary."""
-        if self._aux is None:
+        auxiliary model; low = the adversary's recogniser is fooled). None without an auxiliary, or for a task
+        other than classification (a detector's auxiliary has no top-1 accuracy)."""
+        if self._aux is None or self._aux.task.name != "classification":
             return {}
         aux = self._aux.eval()
         device = aux.device
@@ -200,7 +201,7 @@ class Perturbation(TrainedDefense):
     def fit(self, context: FitContext) -> dict[str, Any]:
         p = self.params
         model, device = context.model, context.device
-        images, labels = context.train.images, context.train.labels["label"]
+        images, labels = context.train.images, context.targets
         model.eval()  # the target network is frozen throughout, BatchNorm included
         torch.manual_seed(derive_seed(context.seed, "perturbation-init"))
         stage = self.generator(model).to(device)
@@ -208,8 +209,8 @@ class Perturbation(TrainedDefense):
         if self.uses_aux:
             context.say("perturbation: auxiliary classifier")
             aux = self.auxiliary(model, derive_seed(context.seed, "perturbation-aux-init")).to(device)
-            fit_classifier(aux, images, labels, epochs=p["aux_epochs"], lr=p["aux_lr"], batch_size=p["batch_size"],
-                           device=device, seed=derive_seed(context.seed, "perturbation-aux"), loss_fn=aux.task_loss)
+            fit_task(aux, images, labels, epochs=p["aux_epochs"], lr=p["aux_lr"], batch_size=p["batch_size"],
+                     device=device, seed=derive_seed(context.seed, "perturbation-aux"), loss_fn=aux.task_loss)
             aux.eval()
             for q in aux.parameters():
                 q.requires_grad_(False)

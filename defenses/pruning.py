@@ -97,6 +97,8 @@ def image_l2(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 @DEFENSES.register("pruning")
 class Pruning(TrainedDefense):
+    #: PATROL re-cuts and prunes the layers of a named chain (the built-in classifiers); a detector's back is not one
+    tasks = ("classification",)
     summary = ("PATROL privacy-oriented pruning (paper 002): a deeper split pruned to an edge parameter budget, "
                "with Lipschitz and adversarial reconstruction training; strength = beta")
     strength_param = "beta"
@@ -224,7 +226,7 @@ class Pruning(TrainedDefense):
             feature_shape = tuple(masked.eval()(torch.zeros(1, *deep.input_shape, device=device)).shape[1:])
         surrogate = build_decoder(p["surrogate"], feature_shape, deep.input_shape,
                                   width=p["surrogate_width"]).to(device) if adversarial else None
-        images, labels = context.train.images, context.train.labels["label"]
+        images, labels = context.train.images, context.targets
         noise = torch.Generator(device="cpu").manual_seed(derive_seed(context.seed, "pruning-delta"))
         cached: dict[str, Any] = {}
 

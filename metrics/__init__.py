@@ -4,6 +4,7 @@ from privbench.errors import MetricUnavailable  # noqa: F401
 from privbench.metrics import (  # noqa: F401  (registrations)  # noqa: F401, I001
     attack_accuracy,
     attributes,
+    detection,
     identity,
     image_quality,
     perceptual,

@@ -81,8 +81,11 @@ class PrivacyInputs:
 
 @dataclasses.dataclass
 class UtilityInputs:
-    outputs: torch.Tensor  # task outputs (logits)
-    targets: torch.Tensor
+    outputs: Any  # the task's predictions (:meth:`privbench.tasks.Task.predictions`): logits, or detections
+    targets: Any  # the task's targets: class labels, or :class:`~privbench.tasks.DetectionTargets`
+    classes: Sequence[str] = ()  # the task's class names, by label (index 0 = background for a detector)
+    #: evaluations shared by the metrics that score these inputs (e.g. one COCO evaluation for map50, map, ap)
+    memo: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
 
 #: where a :class:`RecognizerMissing` is shown: ``eval`` on image folders (where ``--synthetic`` applies), another
@@ -151,6 +154,13 @@ class Metric(Component):
 
     #: the synthetic family the built-in recognizer is trained on ("" when unknown or none)
     synthetic_family: ClassVar[str] = ""
+    #: the tasks (:data:`privbench.tasks.TASKS`) this metric can score (a utility metric reads the task's outputs)
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "detection")
+
+    @property
+    def label(self) -> str:
+        """The ``metric`` column of this metric's rows (its name; a parametrized metric may say more)."""
+        return self.name
 
     def applies_to(self, probes: ImageSet) -> bool:
         return all(field in probes.labels for field in self.requires)

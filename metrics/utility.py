@@ -10,6 +10,7 @@ from privbench.registry import METRICS
 class Accuracy(Metric):
     summary = "top-1 task accuracy of the defended pipeline (Wilson interval)"
     side = "utility"
+    tasks = ("classification",)
 
     def score(self, inputs: UtilityInputs, context: MetricContext) -> Score:
         correct = int((inputs.outputs.argmax(dim=1) == inputs.targets).sum())

@@ -93,18 +93,24 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
                              "run it again)")
     config = load_config(path, {"device": device} if device else None)
     bench = Benchmark(config, cache, progress=False)
-    applicable = [i for i, p in enumerate(config.probes) if metric.applies_to(bench.probes[i])]
-    for i in applicable:
-        _check(metric, bench.probe_name(i), bool(bench.probes[i].meta.get("synthetic")), "cli")
+    # Each probe set and the crop views inside it (the faces and plates of detection scenes) that carry the
+    # metric's labels.
+    applicable = [(i, label, images, crop) for i in range(len(config.probes))
+                  for label, images, crop in bench.privacy_sets(i, bench.probe_name(i), bench.probes[i])
+                  if metric.applies_to(images) and (crop is None or metric.requires)]
+    for _, label, images, _ in applicable:
+        _check(metric, label, bool(images.meta.get("synthetic")), "cli")
     rows = []
     for defense in bench.defense_settings() if applicable else []:
         for attack_cfg in config.attacks:
             recon = bench.reconstructions(defense, ATTACKS.create(attack_cfg.name, **attack_cfg.params))
-            for i in applicable:
-                name, probe = bench.probe_name(i), bench.probes[i]
-                inputs = PrivacyInputs(probe.floats(), recon[name].float().div(255.0), probe)
+            for i, label, images, crop in applicable:
+                x, x_hat = bench.probes[i].floats(), recon[bench.probe_name(i)].float().div(255.0)
+                if crop is not None:
+                    x, x_hat = crop(x), crop(x_hat)
+                inputs = PrivacyInputs(x, x_hat, images)
                 rows.append(_score(metric, inputs, bench.context, "cli", defense=defense.name,
-                                   strength=defense.strength, attack=attack_cfg.name, dataset=name))
+                                   strength=defense.strength, attack=attack_cfg.name, dataset=label))
     if not rows:
         names = ", ".join(bench.probe_name(i) for i in range(len(config.probes)))
         raise PrivbenchError(f"metric '{metric.name}' applies to none of the run's probe sets ({names})")

@@ -36,6 +36,7 @@ from privbench.codecs.stage import CodecStage, CodingTally, codec_stages, with_c
 from privbench.codecs.tiling import ClipRange, FeatureStats
 from privbench.config import NO_CODEC, ComponentConfig, DefenseSweep, RunConfig
 from privbench.data.base import ImageSet, concat
+from privbench.data.crops import CropView, crop_views
 from privbench.defenses.base import Defense, FitContext, TrainedDefense
 from privbench.defenses.saved import SavedDefense, read_defense
 from privbench.device import derive_seed, resolve_device, seed_everything
@@ -46,6 +47,7 @@ from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MOD
 from privbench.results import base_row, git_sha, to_frame
 from privbench.setting import Setting
 from privbench.split import SplitModel
+from privbench.tasks import Sanity, Task, get_task
 from privbench.threat import attacker_view
 from privbench.worst_case import add_worst_case
 
@@ -141,20 +143,59 @@ class Benchmark:
         parts = [self.load_set(d) for d in self.config.attacker_data]
         everything = concat(parts, "attacker").floats()
         task_parts = [p for p, d in zip(parts, self.config.attacker_data, strict=True)
-                      if d.name == self.config.task_train.name and "label" in p.labels]
+                      if d.name == self.config.task_train.name and all(f in p.labels for f in self.task.requires)]
         if not task_parts:
             return everything, None, None
         task = concat(task_parts, "attacker-task")
-        return everything, task.floats(), task.labels["label"]
+        return everything, task.floats(), self.task.targets(task)
 
     @functools.cached_property
     def probes(self) -> list[ImageSet]:
         return [self.load_set(p) for p in self.config.probes]
 
+    @functools.cached_property
+    def probe_views(self) -> list[list[CropView]]:
+        """The crop views of every probe set (the faces and plates inside detection scenes; none for other sets)."""
+        return [crop_views(probe) for probe in self.probes]
+
+    def privacy_sets(self, index: int, name: str, images: ImageSet) -> list[tuple[str, ImageSet, Any]]:
+        """(dataset label, image set, crop) of everything privacy metrics score on probe set ``index`` (``name``,
+        ``images``): the set itself (``crop`` None) and each of its crop views, ``<name>:<view>`` (``crop`` cuts the
+        view's boxes out of any images of the set)."""
+        out: list[tuple[str, ImageSet, Any]] = [(name, images, None)]
+        for view in self.probe_views[index] if index >= 0 else crop_views(images):
+            out.append((f"{name}:{view.name}", view.template, view.crop))
+        return out
+
+    def score_privacy(self, metrics: list[Metric], index: int, name: str, images: ImageSet, x: torch.Tensor,
+                      x_hat: torch.Tensor) -> list[tuple[str, Metric, Score | MetricUnavailable]]:
+        """Score ``metrics`` on originals ``x`` and what the observer holds, ``x_hat``, of probe set ``index``
+        (-1: the task's test set): pixel metrics on the whole images, label-reading metrics (face-id, plate, ...) on
+        every set or crop view that carries their labels. An unavailable metric is returned as its exception."""
+        out: list[tuple[str, Metric, Score | MetricUnavailable]] = []
+        for label, target, crop in self.privacy_sets(index, name, images):
+            inputs = None
+            for metric in metrics:
+                if not metric.applies_to(target) or (crop is not None and not metric.requires):
+                    continue
+                if inputs is None:
+                    inputs = PrivacyInputs(x if crop is None else crop(x), x_hat if crop is None else crop(x_hat),
+                                           target)
+                try:
+                    out.append((label, metric, metric.score(inputs, self.context)))
+                except MetricUnavailable as exc:
+                    out.append((label, metric, exc))
+        return out
+
     # ---- specs (cache keys) ---------------------------------------------------------------------------
     @functools.cached_property
     def model_spec(self) -> ModelSpec:
         return MODELS.create(self.config.model.name, **self.config.model.params)
+
+    @functools.cached_property
+    def task(self) -> Task:
+        """The task of the model (classification, detection): its targets, loss and predictions."""
+        return get_task(self.model_spec.task)
 
     @functools.cached_property
     def model_key(self) -> dict[str, Any]:
@@ -175,25 +216,23 @@ class Benchmark:
         return {"model": self.model_spec.label, "split": self.config.model.split, "seed": self.seed}
 
     def model_check(self) -> str | None:
-        """A warning when the undefended task model is at chance on the task's test set (its Wilson interval
-        reaches 1/K): every utility figure of the run is then meaningless. Cached with the model."""
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "test": self.test_key}
+        """A warning when the undefended task model does not do its task on the test set (classification: its
+        Wilson interval reaches chance 1/K; detection: mAP@0.5 at or below 0.05): every utility figure of the run is
+        then meaningless. Cached with the model."""
+        key = {"engine": ENGINE_VERSION, "model": self.model_key, "test": self.test_key, "task": self.task.name}
 
-        def compute() -> dict[str, float]:
-            from privbench.metrics.statistics import wilson_ci
+        def compute() -> dict[str, Any]:
+            predictions = self.model.predict(self.task_test.floats())
+            found = self.task.sanity(predictions, self.task.targets(self.task_test), self.config.ci_level,
+                                     self.model.num_classes)
+            return dataclasses.asdict(found)
 
-            labels = self.task_test.labels["label"]
-            correct = (self.model.predict(self.task_test.floats()).argmax(1).cpu() == labels).sum().item()
-            _, low, _, _ = wilson_ci(int(correct), len(labels), self.config.ci_level)
-            return {"accuracy": correct / len(labels), "low": low, "chance": 1.0 / self.model.num_classes,
-                    "n": float(len(labels))}
-
-        found = self.cache.get_or_create("model-check", key, compute)
-        if found["low"] > found["chance"]:
+        found = Sanity(**self.cache.get_or_create("model-check", key, compute))
+        if not found.useless:
             return None
-        return (f"WARNING: the task model is at chance: accuracy {found['accuracy']:.3f} on {int(found['n'])} "
-                f"test images, chance {found['chance']:.3f}; train it longer (model.epochs) or check its weights "
-                f"and data — its privacy–utility figures mean nothing")
+        return (f"WARNING: the task model is at chance: {found.metric} {found.value:.3f} on {found.n} test "
+                f"images, chance {found.floor:.3f}; train it longer (model.epochs) or check its weights and data — "
+                f"its privacy–utility figures mean nothing")
 
     # Dataset specs are computed once per run: a real dataset's spec hashes the content of its files.
     @functools.cached_property
@@ -348,7 +387,7 @@ class Benchmark:
         if not metrics and setting.codec is None:
             return []
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
-               "test": self.test_key, "metrics": [[m.name, m.params] for m in metrics],
+               "test": self.test_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
                "ci": self.config.ci_level, "labels": self.labels(setting)}
 
         def compute() -> list[dict[str, Any]]:
@@ -359,11 +398,11 @@ class Benchmark:
             stages = codec_stages(defended)
             with stages[0].counting() if stages else contextlib.nullcontext() as tally:
                 outputs = defended.predict(x)
-            inputs = UtilityInputs(outputs, self.task_test.labels["label"])
+            inputs = UtilityInputs(outputs, self.task.targets(self.task_test), self.task_test.meta.get("classes", ()))
             rows = []
             for metric in metrics:
                 score = metric.score(inputs, self.context)
-                rows.append(self.row(setting, "none", self.config.task_test.name, metric.name, metric.side, score,
+                rows.append(self.row(setting, "none", self.config.task_test.name, metric.label, metric.side, score,
                                      time.perf_counter() - start))
             if tally is not None:
                 rows += self.coded_rows(setting, self.config.task_test.name, x, tally, time.perf_counter() - start,
@@ -465,21 +504,20 @@ class Benchmark:
             start = time.perf_counter()
             defended = self.defended(setting)
             rows = []
-            sets = [(self.config.task_test.name, self.task_test)]
-            sets += [(self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
-            for name, images in sets:
+            sets = [(-1, self.config.task_test.name, self.task_test)]
+            sets += [(i, self.probe_name(i), probe) for i, probe in enumerate(self.probes)]
+            for index, name, images in sets:
                 seed_everything(derive_seed(self.seed, "input", setting.spec(), name))
                 x = images.floats()
                 x_prime = to_uint8_images(defended.defended_input(x)).float().div(255.0)
-                if name == self.config.task_test.name and not defense.is_identity() and defense.transforms_input:
-                    for metric, (hits, n) in defense.diagnostics(x_prime, images.labels["label"]).items():
+                if index < 0 and not defense.is_identity() and defense.transforms_input:
+                    for metric, (hits, n) in defense.diagnostics(x_prime, self.task.targets(images)).items():
                         rows.append(self.row(setting, "none", name, metric, "input",
                                              Score.from_proportion(hits, n, self.config.ci_level), 0.0))
-                inputs = PrivacyInputs(x, x_prime, images)
-                for metric in metrics:
-                    if metric.applies_to(images):
-                        rows.append(self.row(setting, "none", name, metric.name, "input",
-                                             metric.score(inputs, self.context), 0.0))
+                for label, metric, score in self.score_privacy(metrics, index, name, images, x, x_prime):
+                    if isinstance(score, MetricUnavailable):
+                        raise score
+                    rows.append(self.row(setting, "none", label, metric.name, "input", score, 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
                 row["seconds"] = seconds
@@ -497,7 +535,8 @@ class Benchmark:
         setting = as_setting(item)
         if not setting.coded_input:
             return []
-        probes = {self.probe_name(i) for i in range(len(self.probes))}
+        probes = {label for i, probe in enumerate(self.probes)
+                  for label, _, _ in self.privacy_sets(i, self.probe_name(i), probe)}
         privacy = {m.name for m in self.metrics if m.side == "privacy"}
         rows = self.input_rows(setting) if input_rows is None else input_rows
         return [{**row, "kind": "privacy", "attack": INTERCEPTED} for row in rows
@@ -566,16 +605,11 @@ class Benchmark:
                 name = self.probe_name(i)
                 x_hat = recon[name].float().div(255.0)
                 samples[name] = recon[name][:SAMPLES_PER_PROBE].clone()
-                inputs = PrivacyInputs(probe.floats(), x_hat, probe)
-                for metric in metrics:
-                    if not metric.applies_to(probe):
+                for label, metric, score in self.score_privacy(metrics, i, name, probe, probe.floats(), x_hat):
+                    if isinstance(score, MetricUnavailable):
+                        notes.append(f"{metric.name} on {label}: unavailable ({score})")
                         continue
-                    try:
-                        score = metric.score(inputs, self.context)
-                    except MetricUnavailable as exc:
-                        notes.append(f"{metric.name} on {name}: unavailable ({exc})")
-                        continue
-                    rows.append(self.row(setting, attack.name, name, metric.name, metric.side, score, 0.0))
+                    rows.append(self.row(setting, attack.name, label, metric.name, metric.side, score, 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
                 row["seconds"] = seconds
@@ -615,8 +649,16 @@ class Benchmark:
         from privbench.preflight import check_grid
 
         check_grid(self.config, self.metrics)
+        task = self.model_spec.task
+        for metric in self.metrics:
+            if task not in metric.tasks:
+                raise PrivbenchError(f"metric '{metric.name}' scores {' or '.join(metric.tasks)} models; model "
+                                     f"'{self.model_spec.label}' is a {task} model")
         defenses = self.defense_settings()
         for defense in defenses:
+            if task not in defense.tasks:
+                raise PrivbenchError(f"defense '{defense.name}' protects {' or '.join(defense.tasks)} models; model "
+                                     f"'{self.model_spec.label}' is a {task} model")
             defense.check_model(self.model_spec, self.config.model.split)
         settings = self.settings(defenses)
         checked_codecs: set[str] = set()
@@ -628,9 +670,10 @@ class Benchmark:
         self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
         for metric in self.metrics:
             if (check_probes := getattr(metric, "check_probes", None)) is not None:
-                for probe in self.probes:
-                    if metric.applies_to(probe):
-                        check_probes(probe)
+                for i, probe in enumerate(self.probes):
+                    for _, images, _ in self.privacy_sets(i, self.probe_name(i), probe):
+                        if metric.applies_to(images):
+                            check_probes(images)
         self.probes  # noqa: B018 - loaded now, so that an unreadable probe image fails before training
         return settings
 

@@ -15,14 +15,14 @@ all of them need to ask a pipeline which stages it has.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from privbench.errors import PrivbenchError
+from privbench.tasks import Classification, Task
 
 
 class Normalize(nn.Module):
@@ -76,13 +76,16 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 class SplitModel(nn.Module):
     """A task network cut in two: ``front`` (edge) and ``back`` (cloud).
 
-    ``front(x) -> z`` is what crosses the network; ``back(z) -> y`` finishes the task. ``task_loss`` is the
-    training loss of the task (cross-entropy for classifiers); ``utility`` evaluates the task.
+    ``front(x) -> z`` is what crosses the network; ``back(z) -> y`` finishes the task. ``task`` (a
+    :class:`~privbench.tasks.Task`) owns the task's loss (:meth:`task_loss`, what every training of the task side
+    calls), its targets and its predictions (:meth:`predict`), so nothing else needs to know whether the network
+    classifies or detects.
     """
 
     def __init__(self, front: nn.Module, back: nn.Module, *, model: str, split: str,
                  value_range: tuple[float, float] = (0.0, 1.0), input_shape: tuple[int, int, int] = (3, 64, 64),
-                 num_classes: int | None = None, input_stage: nn.Module | None = None) -> None:
+                 num_classes: int | None = None, input_stage: nn.Module | None = None,
+                 task: Task | None = None) -> None:
         super().__init__()
         self.front = front
         self.back = back
@@ -95,6 +98,7 @@ class SplitModel(nn.Module):
         self.value_range = value_range
         self.input_shape = input_shape
         self.num_classes = num_classes
+        self.task = task or Classification()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.back(self.transmit(x))
@@ -103,9 +107,10 @@ class SplitModel(nn.Module):
         """What crosses the network for input ``x``: the edge side (front and its stages). Attacks observe it."""
         return self.front(x)
 
-    def task_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The task's training loss (classification: cross-entropy); every training of the task side uses it."""
-        return F.cross_entropy(outputs, targets)
+    def task_loss(self, outputs, targets) -> torch.Tensor:
+        """The task's training loss of the back's ``outputs`` (classification: cross-entropy; detection: the
+        detector's RPN and box-head losses); every training of the task side uses it."""
+        return self.task.loss(outputs, targets)
 
     @property
     def device(self) -> torch.device:
@@ -132,26 +137,13 @@ class SplitModel(nn.Module):
         return torch.cat(parts)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Task outputs (logits) for a float image tensor, in batches."""
+    def predict(self, images: torch.Tensor, batch_size: int = 256):
+        """The task's predictions (logits; per-image detections) for a float image tensor, in batches, on the
+        CPU."""
         self.eval()
         device = self.device
-        return torch.cat([self(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
-
-    @torch.no_grad()
-    def utility(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-        """Top-1 task accuracy of the whole (possibly defended) pipeline over ``(images, labels)`` batches,
-        e.g. a ``torch.utils.data.DataLoader``; images are floats in [0, 1]."""
-        self.eval()
-        device = self.device
-        correct = total = 0
-        for images, labels in loader:
-            predicted = self(images.to(device)).argmax(dim=1).cpu()
-            correct += int((predicted == labels).sum())
-            total += len(labels)
-        if total == 0:
-            raise PrivbenchError("utility: the loader yielded no images")
-        return correct / total
+        return self.task.gather([self.task.predictions(self(images[s].to(device)))
+                                 for s in batches(len(images), batch_size)])
 
     @torch.no_grad()
     def defended_input(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -164,6 +156,14 @@ class SplitModel(nn.Module):
         device = self.device
         return torch.cat([self.input_stage(images[s].to(device)).cpu() for s in batches(len(images), batch_size)])
 
+    def derive(self, front: nn.Module, back: nn.Module, *, split: str | None = None,
+               input_stage: nn.Module | None = None) -> SplitModel:
+        """A new SplitModel with this one's model name, value range, input shape, classes and task, and the given
+        parts (``split``: the deployed cut, default this one's)."""
+        return SplitModel(front, back, model=self.model_name, split=split or self.split, value_range=self.value_range,
+                          input_shape=self.input_shape, num_classes=self.num_classes, input_stage=input_stage,
+                          task=self.task)
+
     def with_front(self, front: nn.Module, split: str | None = None) -> SplitModel:
         """A new SplitModel sharing ``back`` with a different front (used by transform defenses)."""
         return self.with_parts(front, self.back, split=split)
@@ -172,14 +172,12 @@ class SplitModel(nn.Module):
         """A new SplitModel whose edge side first transforms the image with ``stage`` (x′ = stage(x)), then
         runs this model's front; the back is shared."""
         front = nn.Sequential(OrderedDict(defense=stage, front=self.front))
-        return SplitModel(front, self.back, model=self.model_name, split=self.split, value_range=self.value_range,
-                          input_shape=self.input_shape, num_classes=self.num_classes, input_stage=stage)
+        return self.derive(front, self.back, input_stage=stage)
 
     def with_parts(self, front: nn.Module, back: nn.Module, split: str | None = None) -> SplitModel:
         """A new SplitModel with a different edge side and cloud side (a bottleneck changes both); an input
         stage, if any, is not carried over (``front`` is the whole new edge side)."""
-        return SplitModel(front, back, model=self.model_name, split=split or self.split,
-                          value_range=self.value_range, input_shape=self.input_shape, num_classes=self.num_classes)
+        return self.derive(front, back, split=split)
 
     def recut(self, split: str) -> SplitModel:
         """The same network cut at another named layer, sharing this model's modules. Needs a front and a back
@@ -192,5 +190,4 @@ class SplitModel(nn.Module):
             raise PrivbenchError("cannot recut a pipeline that transforms its input (a defended model)")
         whole = nn.Sequential(OrderedDict([*self.front.named_children(), *self.back.named_children()]))
         front, back = cut_sequential(whole, split)
-        return SplitModel(front, back, model=self.model_name, split=split, value_range=self.value_range,
-                          input_shape=self.input_shape, num_classes=self.num_classes)
+        return self.derive(front, back, split=split)

@@ -14,7 +14,8 @@ from privbench.device import derive_seed, seed_everything
 from privbench.models.base import ModelSpec
 from privbench.registry import MODELS
 from privbench.split import SplitModel
-from privbench.training import fit_classifier
+from privbench.tasks import get_task
+from privbench.training import fit_task
 
 
 def trains_here(cfg: ModelConfig, spec: ModelSpec) -> bool:
@@ -39,7 +40,9 @@ def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], se
     """Build the task network, train it on ``train`` (or load it from the cache; or use the given weights as
     they are) and cut it at ``cfg.split``."""
     spec_obj: ModelSpec = MODELS.create(cfg.name, **cfg.params)
-    num_classes = len(train.meta.get("classes", [])) or int(train.labels["label"].max()) + 1
+    task = get_task(spec_obj.task)
+    task.check_data(train, "the task's training")
+    num_classes = task.num_classes(train)
     input_shape = (3, *train.size)
     network = spec_obj.build(num_classes, input_shape)
     # Cut first: a bad split name fails before any training.
@@ -52,7 +55,7 @@ def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], se
             seed_everything(derive_seed(seed, "task-model"))
             fresh = spec_obj.build(num_classes, input_shape)
             pipeline = spec_obj.split_model(fresh, cfg.split, num_classes, input_shape)  # shares fresh's modules
-            fit_classifier(pipeline, train.images, train.labels["label"], epochs=cfg.epochs, lr=cfg.lr,
+            fit_task(pipeline, train.images, task.targets(train), epochs=cfg.epochs, lr=cfg.lr,
                            batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
                            progress=progress, augment_blur=cfg.augment_blur, loss_fn=pipeline.task_loss)
             return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}

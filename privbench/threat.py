@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import enum
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,7 +52,9 @@ class AttackerView:
     back: nn.Module | None = None
     num_classes: int | None = None
     task_data: torch.Tensor | None = None  # attacker's own *labelled* task images (query-free training)
-    task_labels: torch.Tensor | None = None
+    task_labels: Any = None  # their task targets (class labels, or detection targets)
+    #: the task's training loss (public: the task is); what a query-free attacker trains its shadow front with
+    task_loss: Callable[[Any, Any], torch.Tensor] | None = None
     #: query-free: builds an *untrained* module with the defended front's architecture (Kerckhoffs: the
     #: architecture and the defense are public, the weights are not); ``None`` when not entitled
     front_architecture: Callable[[], nn.Module] | None = None
@@ -90,14 +93,14 @@ def stages_without_exact_gradient(front: nn.Module) -> list[Stage]:
 
 def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device,
                   seed: int, *, task_data: torch.Tensor | None = None,
-                  task_labels: torch.Tensor | None = None,
+                  task_labels: Any = None,
                   approximations: tuple[str, ...] = ()) -> AttackerView:
     """Build the view for ``access``. White-box through a stage without exact gradients needs the stage to
     declare an approximation (e.g. straight-through) that the attack accepts (``approximations``)."""
     common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
                   input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
                   value_range=defended.value_range, device=device, seed=seed,
-                  num_classes=defended.num_classes,
+                  num_classes=defended.num_classes, task_loss=defended.task_loss,
                   stochastic=any(stage.stochastic for stage in pipeline_stages(defended.front)))
     if access is Access.WHITE_BOX:
         for stage in stages_without_exact_gradient(defended.front):

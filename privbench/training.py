@@ -1,4 +1,4 @@
-"""The one training loop of privbench, and the task classifier's training on top of it.
+"""The one training loop of privbench, and the task model's training on top of it.
 
 Every network privbench trains by gradient descent over a dataset — the task model, an inverse network, a
 shadow front, a trained defense's encoder/decoder and its adversary — runs through :func:`train`: epochs of a
@@ -91,12 +91,13 @@ def random_blur(x: torch.Tensor, max_sigma: float, generator: torch.Generator) -
     return torch.cat([x[:half], gaussian_blur(x[half:], sigma)])
 
 
-def fit_classifier(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, lr: float,
-                   batch_size: int, device: torch.device, seed: int, progress=None,
-                   augment_blur: float = 0.0,
-                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
-    """Adam + the task loss (default cross-entropy) with a cosine learning-rate decay; ``images`` are uint8
-    on CPU. ``augment_blur`` > 0 blurs half of every batch (:func:`random_blur`)."""
+def fit_task(network: nn.Module, images: torch.Tensor, labels, *, epochs: int, lr: float,
+             batch_size: int, device: torch.device, seed: int, progress=None, augment_blur: float = 0.0,
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+    """Adam + the task loss (default cross-entropy; a SplitModel's ``task_loss``) with a cosine learning-rate decay;
+    ``images`` are uint8 on CPU, ``labels`` the task's targets (a label tensor, or anything indexed and moved like
+    one: :class:`~privbench.tasks.DetectionTargets`). ``augment_blur`` > 0 blurs half of every batch
+    (:func:`random_blur`)."""
     network.to(device).train()
     loss_fn = loss_fn or nn.functional.cross_entropy
     generator = torch.Generator().manual_seed(seed)

@@ -36,9 +36,24 @@ def load_weights_into(network: torch.nn.Module, path: str | Path, what: str) -> 
     """Load the state dict in ``path`` into ``network`` exactly (strict), or fail with one line naming the file,
     the model (``what``) and the first mismatch."""
     state = load_state_dict_file(path)
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    where = f"weights {Path(path).expanduser()} do not fit {what}"
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of its {len(expected)} tensors missing (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+        raise PrivbenchError(f"{where}: {'; '.join(parts)} — a file of another architecture?")
+    for key, value in expected.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise PrivbenchError(f"{where}: {key} has shape {tuple(state[key].shape)} in the file, "
+                                 f"{tuple(value.shape)} in the model")
     try:
         network.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
-        raise PrivbenchError(f"weights {Path(path).expanduser()} do not fit {what}: {detail}") from None
+        raise PrivbenchError(f"{where}: {detail}") from None

@@ -80,12 +80,12 @@ def trained_task_model(train, seed: int, split: str = "relu12"):
     """:func:`tiny_vgg` trained 5 epochs on ``train`` (e.g. :func:`colour_set`), then frozen."""
     import torch
 
-    from privbench.training import fit_classifier
+    from privbench.training import fit_task
 
     model = tiny_vgg(seed, split)
     for p in model.parameters():
         p.requires_grad_(True)
-    fit_classifier(model, train.images, train.labels["label"], epochs=5, lr=3e-3, batch_size=32,
+    fit_task(model, train.images, train.labels["label"], epochs=5, lr=3e-3, batch_size=32,
                    device=torch.device("cpu"), seed=seed)
     model.eval()
     for p in model.parameters():

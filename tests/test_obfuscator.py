@@ -16,7 +16,7 @@ from privbench.defenses.obfuscator import MobileNetAutoencoder, Obfuscator, Obfu
 from privbench.errors import PrivbenchError
 from privbench.registry import DATASETS, DEFENSES, MODELS
 from privbench.split import SplitModel
-from privbench.training import fit_classifier
+from privbench.training import fit_task
 
 CPU = torch.device("cpu")
 #: a fit of a few seconds on 200 images: one warm-start epoch, one adversarial epoch, narrow networks
@@ -32,7 +32,7 @@ def task(tmp_path_factory) -> tuple[SplitModel, ImageSet]:
     spec = MODELS.create("vgg-small", width=8)
     torch.manual_seed(0)
     network = spec.build(4, (3, 32, 32))
-    fit_classifier(network, train.images, train.labels["label"], epochs=20, lr=1e-3, batch_size=16, device=CPU,
+    fit_task(network, train.images, train.labels["label"], epochs=20, lr=1e-3, batch_size=16, device=CPU,
                    seed=0)
     for p in network.parameters():
         p.requires_grad_(False)

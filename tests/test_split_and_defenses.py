@@ -134,15 +134,18 @@ def test_blur_augmentation_blurs_only_the_second_half_of_a_batch():
     assert roughness(out[4:]) < 0.7 * roughness(x[4:])
 
 
-def test_split_model_utility_is_accuracy_over_a_loader():
-    from torch.utils.data import DataLoader, TensorDataset
+def test_split_model_predicts_through_its_task():
+    from privbench.tasks import Classification
 
     spec = MODELS.create("vgg-small", width=4)
     network = spec.build(3, (3, 16, 16))
     model = spec.split_model(network, "relu12", 3, (3, 16, 16))
+    assert isinstance(model.task, Classification)
     images = torch.rand(10, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    labels = model.predict(images).argmax(dim=1)
-    assert model.utility(DataLoader(TensorDataset(images, labels), batch_size=4)) == 1.0
-    assert model.utility(DataLoader(TensorDataset(images, (labels + 1) % 3), batch_size=4)) == 0.0
-    with pytest.raises(PrivbenchError, match="no images"):
-        model.utility([])
+    logits = model.predict(images, batch_size=4)
+    assert logits.shape == (10, 3)
+    torch.testing.assert_close(logits, network.eval()(images))
+    labels = logits.argmax(dim=1)
+    assert model.task.sanity(logits, labels, 0.95, 3).value == 1.0
+    assert model.task.sanity(logits, (labels + 1) % 3, 0.95, 3).useless
+    assert model.derive(model.front, model.back).task is model.task

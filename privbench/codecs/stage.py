@@ -161,14 +161,11 @@ def with_codec(defended: SplitModel, model: SplitModel, stage: CodecStage) -> Sp
     """
     if stage.placement == "features":
         front = nn.Sequential(OrderedDict(edge=defended.front, codec=stage))
-        return SplitModel(front, defended.back, model=defended.model_name, split=defended.split,
-                          value_range=defended.value_range, input_shape=defended.input_shape,
-                          num_classes=defended.num_classes, input_stage=defended.input_stage)
+        return defended.derive(front, defended.back, input_stage=defended.input_stage)
     if defended is not model and (defended.input_stage is None or defended.back is not model.back):
         raise PrivbenchError("input coding sends the image, so the whole network runs in the cloud: only a defense "
                              "that transforms the image (or none) can run before it")
     edge = stage if defended.input_stage is None else nn.Sequential(OrderedDict(defense=defended.input_stage,
                                                                                 codec=stage))
     cloud = nn.Sequential(OrderedDict(front=model.front, back=model.back))
-    return SplitModel(edge, cloud, model=model.model_name, split="input", value_range=model.value_range,
-                      input_shape=model.input_shape, num_classes=model.num_classes, input_stage=edge)
+    return model.derive(edge, cloud, split="input", input_stage=edge)

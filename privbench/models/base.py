@@ -10,6 +10,7 @@ from torch import nn
 from privbench.fingerprint import file_digest
 from privbench.registry import Component
 from privbench.split import SplitModel, cut_sequential
+from privbench.tasks import get_task
 
 
 class ModelSpec(Component):
@@ -24,6 +25,9 @@ class ModelSpec(Component):
     #: True when only the listed ``splits`` are valid (built-in nets); torchvision/custom models can be cut
     #: after any submodule, checked when the model is cut.
     strict_splits: ClassVar[bool] = False
+    #: what the network does (a name in :data:`privbench.tasks.TASKS`): it decides the loss, the targets, the
+    #: predictions and which utility metrics apply
+    task: ClassVar[str] = "classification"
 
     def build(self, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Sequential:
         raise NotImplementedError
@@ -35,7 +39,7 @@ class ModelSpec(Component):
                     input_shape: tuple[int, int, int]) -> SplitModel:
         front, back = cut_sequential(network, split)
         return SplitModel(front, back, model=self.name, split=split, input_shape=input_shape,
-                          num_classes=num_classes)
+                          num_classes=num_classes, task=get_task(self.task))
 
     @property
     def label(self) -> str:
