@@ -62,24 +62,24 @@ class _DetectionMetric(Metric):
     side = "utility"
     tasks = ("detection",)
     unit = "mAP"
+    #: the entry of :func:`mean_average_precision`'s result this metric reports
+    entry = ""
+
+    def score(self, inputs: UtilityInputs, context: MetricContext) -> Score:
+        value = _evaluation(inputs, "coco", False)[self.entry]
+        return Score(value, float("nan"), float("nan"), len(inputs.targets), "")
 
 
 @METRICS.register("map50")
 class MAP50(_DetectionMetric):
     summary = "detection mAP at IoU 0.5 of the defended pipeline (COCO evaluation, pycocotools)"
-
-    def score(self, inputs: UtilityInputs, context: MetricContext) -> Score:
-        value = _evaluation(inputs, "coco", False)["map_50"]
-        return Score(value, float("nan"), float("nan"), len(inputs.targets), "")
+    entry = "map_50"
 
 
 @METRICS.register("map")
 class MAP(_DetectionMetric):
     summary = "detection mAP averaged over IoU 0.50:0.05:0.95 (COCO's headline mAP, pycocotools)"
-
-    def score(self, inputs: UtilityInputs, context: MetricContext) -> Score:
-        value = _evaluation(inputs, "coco", False)["map"]
-        return Score(value, float("nan"), float("nan"), len(inputs.targets), "")
+    entry = "map"
 
 
 @METRICS.register("ap")
