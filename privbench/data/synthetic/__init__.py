@@ -7,6 +7,7 @@ every privacy metric means something without downloading anything. One module pe
 - ``faces`` — ``synth-faces``, identities in fine facial geometry and texture (LFW stand-in);
 - ``plates`` — ``synth-plates``, random strings in a TrueType font (CCPD stand-in);
 - ``pedestrians`` — ``synth-pedestrians``, coarse and fine binary attributes (PA-100K stand-in);
+- ``detection_scenes`` — ``synth-detection``, street scenes for detection with faces and plates inside;
 
 plus ``common`` (splits, RNG streams, rendering helpers, :func:`generate_items` and the dataset base class;
 its docstring describes determinism, splits and rendering) and ``contact_sheet`` (:func:`preview`).
@@ -29,6 +30,7 @@ from privbench.data.synthetic.common import (  # noqa: F401  (re-exports)
     generate_items,
 )
 from privbench.data.synthetic.contact_sheet import preview
+from privbench.data.synthetic.detection_scenes import SyntheticDetection  # noqa: F401  (registration)
 from privbench.data.synthetic.faces import (  # noqa: F401  (re-exports)
     HAIR_COLOURS,
     IRIS_COLOURS,
