@@ -348,7 +348,9 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     )
     # rows are keyed by component name (the attack and metric columns), so a name given twice is ambiguous
     _unique(list(config.attacks), lambda a: f"'{a.name}'", "attack")
-    _unique(list(config.metrics), lambda m: f"'{m.name}'", "metric")
+    # keyed by the rows' metric label: one metric twice with other params writes the same rows, unless its label
+    # says the params (ap of two classes: ap-person, ap-car)
+    _unique(list(config.metrics), lambda m: f"'{METRICS.create(m.name, **m.params).label}'", "metric")
     _unique(list(config.probes), lambda p: f"'{p.name}' with params {p.params}", "probe set")
     return config
 
