@@ -252,9 +252,14 @@ class Benchmark:
         return [dataset_spec(d) for d in self.config.attacker_data]
 
     def probe_name(self, index: int) -> str:
+        """The ``dataset`` label of probe set ``index``: its name, ``name#index`` when two probe sets share it, and
+        ``name#probe`` when the task's test set has that name too (a detection task whose scenes are also the
+        private images): every row then says which set it was scored on."""
         names = [p.name for p in self.config.probes]
         name = names[index]
-        return name if names.count(name) == 1 else f"{name}#{index}"
+        if names.count(name) > 1:
+            return f"{name}#{index}"
+        return f"{name}#probe" if name == self.config.task_test.name else name
 
     # ---- defenses -------------------------------------------------------------------------------------
     def saved_defense(self, sweep: DefenseSweep) -> SavedDefense:

@@ -48,10 +48,10 @@ def test_a_detection_run_scores_map_and_privacy_on_the_crops(detection_run):
     assert len(map50) == 3 and map50[0] > 0.3, map50  # the undefended detector learnt the scenes
     assert map50[2] < map50[0] - 0.1, map50  # strong feature noise costs detection accuracy
     assert set(frame[frame.metric == "ap-person"].dataset) == {"synth-detection"}
-    faces = "synth-detection:faces"
+    faces = "synth-detection#probe:faces"
     assert set(frame[frame.metric == "face-id"].dataset) == {faces}
-    assert set(frame[frame.metric == "plate"].dataset) == {"synth-detection:plates"}
-    assert set(frame[frame.metric == "psnr"].dataset) == {"synth-detection"}  # pixels: the whole scene
+    assert set(frame[frame.metric == "plate"].dataset) == {"synth-detection#probe:plates"}
+    assert set(frame[frame.metric == "psnr"].dataset) == {"synth-detection#probe"}  # pixels: the whole scene
     psnr = _values(frame, "psnr")
     assert psnr[2] < psnr[0], psnr  # the noise also costs the inverse network
     assert not detection_run.notes, detection_run.notes
