@@ -625,7 +625,8 @@ class Benchmark:
         return PointOutput(value["rows"], value["samples"], value["notes"])
 
     def originals(self) -> dict[str, torch.Tensor]:
-        key = {"probes": self.probes_key, "k": SAMPLES_PER_PROBE}
+        names = [self.probe_name(i) for i in range(len(self.probes_key))]
+        key = {"probes": self.probes_key, "k": SAMPLES_PER_PROBE, "names": names}  # the names are the dict's keys
         return self.cache.get_or_create(
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
