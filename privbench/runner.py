@@ -159,12 +159,17 @@ class Benchmark:
         """The crop views of every probe set (the faces and plates inside detection scenes; none for other sets)."""
         return [crop_views(probe) for probe in self.probes]
 
+    @functools.cached_property
+    def test_views(self) -> list[CropView]:
+        """The crop views of the task's test set (built once per run, not once per setting)."""
+        return crop_views(self.task_test)
+
     def privacy_sets(self, index: int, name: str, images: ImageSet) -> list[tuple[str, ImageSet, Any]]:
         """(dataset label, image set, crop) of everything privacy metrics score on probe set ``index`` (``name``,
         ``images``): the set itself (``crop`` None) and each of its crop views, ``<name>:<view>`` (``crop`` cuts the
         view's boxes out of any images of the set)."""
         out: list[tuple[str, ImageSet, Any]] = [(name, images, None)]
-        for view in self.probe_views[index] if index >= 0 else crop_views(images):
+        for view in self.probe_views[index] if index >= 0 else self.test_views:
             out.append((f"{name}:{view.name}", view.template, view.crop))
         return out
 
