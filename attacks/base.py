@@ -23,6 +23,9 @@ class Attack(Component):
     #: gradient approximations of non-differentiable stages this (white-box) attack accepts, e.g.
     #: ``("straight-through",)``; see :func:`privbench.threat.attacker_view`
     approximations: ClassVar[tuple[str, ...]] = ()
+    #: a query-free attack that learns from the features the cloud intercepts from the victims' traffic
+    #: (:attr:`~privbench.threat.AttackerView.intercepted`); the pipeline computes them only when asked
+    uses_intercepted: ClassVar[bool] = False
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)

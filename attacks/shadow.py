@@ -42,7 +42,7 @@ from privbench.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from privbench.models.decoders import DECODERS, build_decoder
 from privbench.registry import ATTACKS, Param
 from privbench.split import batches
-from privbench.threat import Access, AttackerView, attacker_subset
+from privbench.threat import Access, AttackerView, attacker_subset, subset_indices
 from privbench.training import Update, fit_decoder, train
 
 #: smallest TV weight of the shadow's rMLE stage when it is left "by depth" (measured at conv11 on the
@@ -112,10 +112,11 @@ class BatchNormStatistics:
 
 def train_shadow(shadow: nn.Module, back: nn.Module, images: torch.Tensor, labels, *,
                  epochs: int, lr: float, batch_size: int, device: torch.device, seed: int,
-                 bn_weight: float = 0.0, task_loss=F.cross_entropy) -> None:
+                 bn_weight: float = 0.0, task_loss=F.cross_entropy, schedule: str = "cosine") -> None:
     """Adam on the task loss of back(shadow(x)) vs the labels (He et al. §4.3: cross-entropy; a detector's own
     losses for a detector); the back stays frozen. ``bn_weight`` > 0 adds the BatchNorm-statistics term of
-    :class:`BatchNormStatistics`."""
+    :class:`BatchNormStatistics`; ``schedule`` ``halve-10`` is He et al.'s optimizer (Adam eps 1e-3 with
+    AMSGrad, learning rate halved every 10 epochs)."""
     back.eval()
     shadow.to(device).train()
     statistics = BatchNormStatistics(back) if bn_weight > 0 else None
@@ -131,14 +132,52 @@ def train_shadow(shadow: nn.Module, back: nn.Module, images: torch.Tensor, label
     try:
         # Gradients w.r.t. the shadow only (the loop's backward writes into its update's parameters alone):
         # the back's weights are never touched.
-        train(len(images), [Update(list(shadow.parameters()), loss, lr)], epochs=epochs, batch_size=batch_size,
-              seed=seed)
+        reference = schedule == "halve-10"
+        update = Update(list(shadow.parameters()), loss, lr, schedule=schedule, eps=1e-3 if reference else 1e-8,
+                        amsgrad=reference)
+        train(len(images), [update], epochs=epochs, batch_size=batch_size, seed=seed)
     finally:
         if statistics is not None:
             statistics.close()
-    shadow.eval()
-    for p in shadow.parameters():
+    freeze(shadow)
+
+
+def freeze(module: nn.Module) -> None:
+    """Eval mode, no gradients: a fitted substitute front is a fixed function."""
+    module.eval()
+    for p in module.parameters():
         p.requires_grad_(False)
+
+
+SUBSTITUTE_ARCHITECTURE = Param(
+    "architecture", str, "front", "g1's architecture: front = an untrained copy of the defended front's (public) "
+    "architecture; mirror-of-shape = a generic conv encoder from the shapes only",
+    choices=("front", "mirror-of-shape"))
+
+TASK_SAMPLES = Param("task_samples", int, 0, "the attacker's task-kind images g1 trains on: N of them, a seeded "
+                     "random subset (0 = all)", low=0, high=10_000_000)
+
+#: how the observed z is inverted once a substitute front g1 stands in for f1 (shared by every attack built on
+#: :class:`Shadow`)
+SECOND_STAGE_PARAMS = (
+    Param("then", str, "rmle", "how z is inverted on g1", choices=("rmle", "inverse-net")),
+    Param("rmle_iterations", int, 200, "then=rmle: Adam steps (reference: 500)", low=1, high=100_000),
+    Param("rmle_lr", float, BY_DEPTH, "then=rmle: learning rate (reference: 0.1); -1 = rmle's by-depth "
+          "default", low=BY_DEPTH, high=10.0),
+    Param("rmle_lambda_tv", float, BY_DEPTH, "then=rmle: TV weight on the relative feature error "
+          "(reference: 2 on their absolute error, see attacks/rmle.py); -1 = rmle's by-depth value, at "
+          "least 5", low=BY_DEPTH, high=1e9),
+    Param("rmle_init", str, "zero", "then=rmle: start image (zero = the ImageNet mean colour, He et al.'s "
+          "normalized zero; mean = the attacker's mean image)", choices=("zero", "mean")),
+    Param("decoder", str, "mirror", "then=inverse-net: decoder family", choices=tuple(DECODERS)),
+    Param("decoder_epochs", int, 12, "then=inverse-net: decoder training epochs", low=1, high=1000),
+    Param("decoder_loss", str, "mse", "then=inverse-net: decoder loss", choices=RECONSTRUCTION_LOSSES),
+    Param("attacker_samples", int, 0, "then=inverse-net: N attacker images (seeded random subset) for "
+          "the decoder (0 = all)", low=0, high=10_000_000),
+)
+
+#: g1's learning-rate schedules: privbench's cosine decay, or He et al.'s (halved every 10 epochs, eps 1e-3)
+SHADOW_SCHEDULES = ("cosine", "halve-10")
 
 
 @ATTACKS.register("shadow")
@@ -146,28 +185,17 @@ class Shadow(Attack):
     summary = "query-free shadow model (He et al. 2019 §4.3): substitute front g1 via the frozen back"
     access = Access.QUERY_FREE
     params = (
-        Param("architecture", str, "front", "g1's architecture: front = an untrained copy of the defended "
-              "front's (public) architecture; mirror-of-shape = a generic conv encoder from the shapes only",
-              choices=("front", "mirror-of-shape")),
-        Param("epochs", int, 20, "training epochs of g1 over the attacker's labelled task images", low=1,
-              high=10_000),
-        Param("lr", float, 1e-2, "Adam learning rate of g1 (cosine decay)", low=1e-6, high=1.0),
-        Param("batch_size", int, 64, "g1 training batch size", low=1, high=4096),
+        SUBSTITUTE_ARCHITECTURE,
+        Param("epochs", int, 20, "training epochs of g1 over the attacker's labelled task images (reference: "
+              "50)", low=1, high=10_000),
+        Param("lr", float, 1e-2, "Adam learning rate of g1 (reference: 1e-3)", low=1e-6, high=1.0),
+        Param("batch_size", int, 64, "g1 training batch size (reference: 32)", low=1, high=4096),
+        Param("schedule", str, "cosine", "g1's learning-rate schedule: cosine decay, or halve-10 = halved "
+              "every 10 epochs with Adam eps 1e-3 + AMSGrad (He et al.'s code)", choices=SHADOW_SCHEDULES),
         Param("bn_matching", float, 0.0, "weight of a term matching the back's BatchNorm running "
               "statistics (DeepInversion-style; 0 = He et al.'s cross-entropy only)", low=0.0, high=1e6),
-        Param("then", str, "rmle", "how z is inverted on g1", choices=("rmle", "inverse-net")),
-        Param("rmle_iterations", int, 200, "then=rmle: Adam steps (reference: 500)", low=1, high=100_000),
-        Param("rmle_lr", float, BY_DEPTH, "then=rmle: learning rate (reference: 0.1); -1 = rmle's by-depth "
-              "default", low=BY_DEPTH, high=10.0),
-        Param("rmle_lambda_tv", float, BY_DEPTH, "then=rmle: TV weight on the relative feature error "
-              "(reference: 2 on their absolute error, see attacks/rmle.py); -1 = rmle's by-depth value, at "
-              "least 5", low=BY_DEPTH, high=1e9),
-        Param("decoder", str, "mirror", "then=inverse-net: decoder family", choices=tuple(DECODERS)),
-        Param("decoder_epochs", int, 12, "then=inverse-net: decoder training epochs", low=1, high=1000),
-        Param("decoder_loss", str, "mse", "then=inverse-net: decoder loss", choices=RECONSTRUCTION_LOSSES),
-        Param("attacker_samples", int, 0, "then=inverse-net: N attacker images (seeded random subset) for "
-              "the decoder (0 = all)", low=0, high=10_000_000),
-    )
+        TASK_SAMPLES,
+    ) + SECOND_STAGE_PARAMS
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -178,7 +206,7 @@ class Shadow(Attack):
         for name, bound in (("rmle_lr", "> 0"), ("rmle_lambda_tv", ">= 0")):
             value = self.params[name]
             if value != BY_DEPTH and (value < 0 or (name == "rmle_lr" and value == 0)):
-                raise PrivbenchError(f"attack 'shadow': parameter '{name}' must be {BY_DEPTH:g} (by split "
+                raise PrivbenchError(f"attack '{self.name}': parameter '{name}' must be {BY_DEPTH:g} (by split "
                                      f"depth) or {bound}; got {value!r}")
 
     # ---- building blocks ------------------------------------------------------------------------------
@@ -204,16 +232,11 @@ class Shadow(Attack):
     # ---- Attack API -----------------------------------------------------------------------------------
     def _fit(self, view: AttackerView) -> None:
         if view.back is None:
-            raise PrivbenchError("shadow: the view carries no back model")
-        if view.task_data is None or view.task_labels is None:
-            raise PrivbenchError("shadow: needs labelled task images among the attacker's data (add the "
-                                 "task's dataset to attacker_data)")
+            raise PrivbenchError(f"{self.name}: the view carries no back model")
         torch.manual_seed(view.seed)
         self.shadow = self.build_shadow(view)
-        train_shadow(self.shadow, view.back, view.task_data, view.task_labels, epochs=self.params["epochs"],
-                     lr=self.params["lr"], batch_size=self.params["batch_size"], device=view.device,
-                     seed=view.seed, bn_weight=self.params["bn_matching"],
-                     task_loss=view.task_loss or F.cross_entropy)
+        self.fit_substitute(self.shadow, view)
+        freeze(self.shadow)
         if self.params["then"] == "inverse-net":
             torch.manual_seed(view.seed + 1)
             self.decoder = self.build_decoder(view)
@@ -223,9 +246,28 @@ class Shadow(Attack):
                         device=view.device, seed=view.seed, stochastic=view.stochastic,
                         loss_fn=lambda out, x: reconstruction_loss(p["decoder_loss"], out, x))
 
+    def fit_substitute(self, shadow: nn.Module, view: AttackerView) -> None:
+        """Train g1 (He et al. §4.3: the task loss through the frozen back on labelled task images)."""
+        if view.task_data is None or view.task_labels is None:
+            raise PrivbenchError("shadow: needs labelled task images among the attacker's data (add the "
+                                 "task's dataset to attacker_data)")
+        p = self.params
+        images, labels = self.task_images(view)
+        train_shadow(shadow, view.back, images, labels, epochs=p["epochs"], lr=p["lr"],
+                     batch_size=p["batch_size"], device=view.device, seed=view.seed, bn_weight=p["bn_matching"],
+                     task_loss=view.task_loss or F.cross_entropy, schedule=p["schedule"])
+
+    def task_images(self, view: AttackerView) -> tuple[torch.Tensor, Any]:
+        """The attacker's task-kind images (and their targets) g1 trains on: ``task_samples`` of them."""
+        keep = subset_indices(len(view.task_data), self.params["task_samples"], view.seed)
+        if keep is None:
+            return view.task_data, view.task_labels
+        labels = None if view.task_labels is None else view.task_labels[keep]
+        return view.task_data[keep], labels
+
     def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
         if self.shadow is None or self.view is None:
-            raise RuntimeError("shadow: fit() first")
+            raise RuntimeError(f"{self.name}: fit() first")
         view = self.view
         if self.params["then"] == "inverse-net":
             assert self.decoder is not None
@@ -235,14 +277,15 @@ class Shadow(Attack):
                                   for s in batches(len(features), 256)])
         p = self.params
         settings = resolve_settings({**RMLE.declared_defaults(), "iterations": p["rmle_iterations"],
-                                     "lr": p["rmle_lr"], "lambda_tv": p["rmle_lambda_tv"]},
+                                     "lr": p["rmle_lr"], "lambda_tv": p["rmle_lambda_tv"], "init": p["rmle_init"]},
                                     view.feature_shape, view.input_shape)
         if p["rmle_lambda_tv"] == BY_DEPTH:
             # g1 only approximates f1: fitting it exactly (λ_TV = 0 at conv11) reproduces g1's errors, so the
             # shadow keeps a TV prior at every depth, as He et al. do (one λ_TV for all splits).
             settings = dataclasses.replace(settings, lambda_tv=max(settings.lambda_tv, MIN_SHADOW_TV))
         x_hat, _ = rmle_invert(self.shadow, features, settings, input_shape=view.input_shape,
-                               device=view.device, seed=view.seed)
+                               device=view.device, seed=view.seed,
+                               mean_image=view.data.mean(dim=0) if p["rmle_init"] == "mean" else None)
         return x_hat
 
     def state(self) -> dict[str, Any] | None:
@@ -257,9 +300,7 @@ class Shadow(Attack):
         super().load_state(view, state)
         self.shadow = self.build_shadow(view)
         self.shadow.load_state_dict(state["shadow"])
-        self.shadow.eval()
-        for p in self.shadow.parameters():
-            p.requires_grad_(False)
+        freeze(self.shadow)
         if "decoder" in state:
             self.decoder = self.build_decoder(view)
             self.decoder.load_state_dict(state["decoder"])

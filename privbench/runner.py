@@ -563,11 +563,19 @@ class Benchmark:
     def fitted_attack(self, item: Setting | Defense, attack: Attack, defended: SplitModel) -> Attack:
         setting = as_setting(item)
         data, task_data, task_labels = self.attacker_images
-        view = attacker_view(attack.access, defended, data, self.device,
-                             derive_seed(self.seed, "attack", attack.name, setting.spec()),
-                             task_data=task_data, task_labels=task_labels, approximations=attack.approximations)
         key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": setting.spec(),
                "attack": attack.spec(), "attacker_data": self.attacker_key}
+        intercepted = None
+        if attack.uses_intercepted:
+            # The victims' inference traffic the cloud receives: the task's test images through the deployed
+            # (defended) pipeline, fresh defense randomness as in deployment.
+            seed_everything(derive_seed(self.seed, "intercepted", setting.spec()))
+            intercepted = defended.features(self.task_test.floats(self.device)).cpu()
+            key["intercepted"] = self.test_key
+        view = attacker_view(attack.access, defended, data, self.device,
+                             derive_seed(self.seed, "attack", attack.name, setting.spec()),
+                             task_data=task_data, task_labels=task_labels, intercepted=intercepted,
+                             approximations=attack.approximations)
         state = self.cache.load("attacker", key)
         if state is not None:
             attack.load_state(view, state["value"])

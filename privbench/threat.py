@@ -7,8 +7,9 @@ hands it *only* that:
 - ``white-box``: the defended front itself (architecture + weights, differentiable), plus own data;
 - ``black-box``: a query function ``z = query(x)`` on the defended front (no weights, no gradients), plus
   own data;
-- ``query-free``: no access to the front at all; the cloud back (the attacker *is* the cloud) and own
-  labelled data.
+- ``query-free``: no access to the front at all; the cloud back (the attacker *is* the cloud), own
+  labelled data, and the features it intercepts from the victims' inference traffic (what the cloud is
+  sent anyway; FORA's distribution matching, Xu et al. CVPR 2024, learns from them without labels).
 
 Every level receives the attacker's own data (disjoint from the probes) and the shapes involved.
 """
@@ -61,6 +62,9 @@ class AttackerView:
     #: the pipeline draws fresh randomness at every call (a stochastic stage, e.g. noise): public, like the
     #: defense itself; an attacker of a deterministic pipeline may query each image once and reuse it
     stochastic: bool = True
+    #: query-free: defended features of the victims' own inference traffic (the task's test images run
+    #: through the deployed pipeline), which the cloud receives; never the images themselves
+    intercepted: torch.Tensor | None = None
 
 
 def make_query(front: nn.Module, device: torch.device,
@@ -93,10 +97,11 @@ def stages_without_exact_gradient(front: nn.Module) -> list[Stage]:
 
 def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device,
                   seed: int, *, task_data: torch.Tensor | None = None,
-                  task_labels: Any = None,
+                  task_labels: Any = None, intercepted: torch.Tensor | None = None,
                   approximations: tuple[str, ...] = ()) -> AttackerView:
     """Build the view for ``access``. White-box through a stage without exact gradients needs the stage to
-    declare an approximation (e.g. straight-through) that the attack accepts (``approximations``)."""
+    declare an approximation (e.g. straight-through) that the attack accepts (``approximations``).
+    ``intercepted`` (features of the victims' traffic) reaches the query-free view only."""
     common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
                   input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
                   value_range=defended.value_range, device=device, seed=seed,
@@ -113,13 +118,19 @@ def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, devi
     if access is Access.BLACK_BOX:
         return AttackerView(query=make_query(defended.front, device), **common)
     return AttackerView(back=defended.back, front_architecture=architecture_factory(defended.front, seed),
-                        **common)
+                        intercepted=intercepted, **common)
+
+
+def subset_indices(n: int, samples: int, seed: int) -> torch.Tensor | None:
+    """Sorted indices of a seeded random subset of ``samples`` out of ``n`` items (``None`` = keep all: ``samples``
+    is 0 or at least ``n``)."""
+    if samples <= 0 or samples >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:samples].sort().values
 
 
 def attacker_subset(data: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
     """``samples`` of the attacker's images (0 = all): the attacker's data size. A seeded random subset
     (kept in order), not the first N, because the attacker's data is a concatenation of datasets."""
-    if samples <= 0 or samples >= len(data):
-        return data
-    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:samples]
-    return data[keep.sort().values]
+    keep = subset_indices(len(data), samples, seed)
+    return data if keep is None else data[keep]

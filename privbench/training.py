@@ -26,8 +26,9 @@ class Update:
     """One optimizer step per batch: minimize ``loss(indices)`` over ``parameters`` with Adam.
 
     ``schedule`` is ``"cosine"`` (decay to 0 over the whole run), ``"step"`` (÷10 at the halfway point, paper
-    004's schedule) or ``"constant"``; ``eps`` and ``amsgrad`` are Adam's (He et al.'s code uses eps 1e-3 with
-    AMSGrad for some steps). ``optimizer`` replaces Adam: a factory ``(parameters, lr) -> Optimizer`` (AdamW
+    004's schedule), ``"halve-10"`` (halved every 10 epochs, He et al.'s shadow model) or ``"constant"``;
+    ``eps`` and ``amsgrad`` are Adam's (He et al.'s code uses eps 1e-3 with AMSGrad for some steps).
+    ``optimizer`` replaces Adam: a factory ``(parameters, lr) -> Optimizer`` (AdamW
     with weight decay, the proximal FISTA step of :mod:`privbench.proximal`, ...).
     """
 
@@ -60,6 +61,10 @@ def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, se
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
         elif update.schedule == "step":
             schedule = torch.optim.lr_scheduler.StepLR(optimizer, max(1, steps // 2), gamma=0.1)
+        elif update.schedule == "halve-10":
+            # He et al.'s shadow-model schedule: the learning rate halved every 10 epochs
+            per_epoch = (n + batch_size - 1) // batch_size
+            schedule = torch.optim.lr_scheduler.StepLR(optimizer, 10 * per_epoch, gamma=0.5)
         elif update.schedule == "constant":
             schedule = None
         else:
