@@ -1,0 +1,134 @@
+"""Query-free attacks (issue 15): FORA's distribution-matched substitute front against He et al.'s shadow.
+
+Small but real: a vgg-small (width 8) task network trained on 2000 synth-scenes (10 epochs, blur-augmented, as
+the attack table's), cut after its first convolution; the attacker holds 500 scenes of its own (unlabelled for
+FORA) and the features the cloud intercepts from 500 victims' scenes; the probes are faces."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from conftest import tiny_vgg
+
+from privbench.components import load_components
+from privbench.distribution_matching import FeatureDiscriminator, mk_mmd, relative_feature_error
+from privbench.errors import PrivbenchError
+from privbench.registry import ATTACKS, DATASETS, METRICS
+from privbench.threat import Access, attacker_view
+from privbench.training import fit_task
+
+load_components()
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build_setup(split: str, seed: int = 0):
+    train = DATASETS.create("synth-scenes", subset="train", n=2000, size=32).build()
+    model = tiny_vgg(seed, split, classes=10)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    fit_task(model, train.images, train.labels["label"], epochs=10, lr=3e-3, batch_size=32, device=CPU, seed=seed,
+             augment_blur=2.0)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    own = DATASETS.create("synth-scenes", subset="attacker", n=500, size=32).build()
+    victims = DATASETS.create("synth-scenes", subset="test", n=500, size=32).build().floats()
+    faces = DATASETS.create("synth-faces", subset="attacker", identities=40, per_identity=2, size=32).build().floats()
+    probes = DATASETS.create("synth-faces", subset="test", identities=8, per_identity=3, size=32).build().floats()
+    data = torch.cat([own.floats(), faces])
+    return model, own, victims, data, probes
+
+
+@pytest.fixture(scope="module")
+def setup():
+    # relu11: the first convolution's output after its activation. At conv11 itself (before BatchNorm and ReLU)
+    # the substitute reaches 0.79 relative error, and its reconstructions only tie the mean-image guess here
+    # (14.85 vs 14.57 dB): see attacks/fora.py
+    return build_setup(os.environ.get("PRIVBENCH_TEST_SPLIT", "relu11"), int(os.environ.get("PRIVBENCH_TEST_SEED", "0")))
+
+
+def fitted(name, setup, seed=0, **params):
+    model, own, victims, data, _ = setup
+    attack = ATTACKS.create(name, **params)
+    view = attacker_view(Access.QUERY_FREE, model, data, CPU, seed, task_data=own.floats(),
+                         task_labels=own.labels["label"], intercepted=model.features(victims))
+    torch.manual_seed(seed)
+    attack.fit(view)
+    return attack
+
+
+def test_mk_mmd_is_zero_on_equal_samples_and_grows_with_a_shift():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 8, generator=g)
+    b = torch.randn(64, 8, generator=g)
+    assert mk_mmd(a, a).abs().item() < 1e-5
+    same, shifted = mk_mmd(a, b).item(), mk_mmd(a, b + 1.0).item()
+    assert shifted > 5 * same > 0, (same, shifted)
+    with pytest.raises(ValueError, match="samples of shape"):
+        mk_mmd(a, torch.randn(64, 9))
+
+
+def test_feature_discriminator_scores_maps_and_vectors():
+    assert FeatureDiscriminator((8, 32, 32))(torch.randn(5, 8, 32, 32)).shape == (5,)
+    assert FeatureDiscriminator((16,))(torch.randn(5, 16)).shape == (5,)
+
+
+#: FORA at its default budget, MK-MMD alone (no discriminator: 4× cheaper)
+FORA = dict(alignment=1.0)
+
+
+@pytest.fixture(scope="module")
+def fora(setup):
+    return fitted("fora", setup, 0, **FORA)
+
+
+@pytest.fixture(scope="module")
+def shadow(setup):
+    """He et al.'s shadow (task loss through the back) at the same 200 epochs, same decoder stage."""
+    return fitted("shadow", setup, 0, epochs=200, lr=3e-3, then="inverse-net")
+
+
+def test_distribution_matching_pins_the_substitute_closer_than_the_task_loss(setup, fora, shadow):
+    """The substitute matched to the intercepted features' distribution (label-free) is closer to the real front
+    than He et al.'s shadow trained on the task loss through the back (measured here: 0.37 vs 0.70 relative
+    error at relu11; 0.79 vs 1.99 at conv11)."""
+    model, _, _, _, probes = setup
+    real = model.features(probes)
+    matched_error = relative_feature_error(fora.shadow_query(probes), real)
+    task_error = relative_feature_error(shadow.shadow_query(probes), real)
+    assert matched_error < 0.75 * task_error, (matched_error, task_error)
+
+
+def test_fora_reconstructs_better_than_the_shadow_and_the_mean_image(setup, fora, shadow):
+    """FORA's reconstructions beat He et al.'s shadow's, which fall below the mean-image guess. Against the guess
+    itself FORA's margin is small on this network (+1.1 dB at seed 0, +0.2 dB at seed 1): asserted only to be
+    no worse than the guess, within 0.3 dB; README "Attacks × split depth" has the measured table."""
+    model, _, _, data, probes = setup
+    psnr = METRICS.create("psnr")
+    features = model.features(probes)
+    matched = psnr.per_image(probes, fora.reconstruct(features)).mean().item()
+    task_only = psnr.per_image(probes, shadow.reconstruct(features)).mean().item()
+    guess = psnr.per_image(probes, data.mean(dim=0, keepdim=True).expand_as(probes)).mean().item()
+    assert matched > task_only + 1.0, (matched, task_only, guess)
+    assert matched > guess - 0.3, (matched, task_only, guess)
+    # the fitted substitute and decoder are cached through state() and reproduce the reconstruction
+    reloaded = ATTACKS.create("fora", **FORA)
+    reloaded.load_state(fora.view, fora.state())
+    assert torch.equal(reloaded.reconstruct(features[:4]), fora.reconstruct(features[:4]))
+
+
+def test_fora_needs_intercepted_features(setup):
+    model, own, _, data, _ = setup
+    view = attacker_view(Access.QUERY_FREE, model, data, CPU, 0, task_data=own.floats(), task_labels=None)
+    with pytest.raises(PrivbenchError, match="intercepted features"):
+        ATTACKS.create("fora", epochs=1).fit(view)
