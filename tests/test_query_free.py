@@ -6,8 +6,6 @@ FORA) and the features the cloud intercepts from 500 victims' scenes; the probes
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from conftest import tiny_vgg
@@ -54,7 +52,7 @@ def setup():
     # relu11: the first convolution's output after its activation. At conv11 itself (before BatchNorm and ReLU)
     # the substitute reaches 0.79 relative error, and its reconstructions only tie the mean-image guess here
     # (14.85 vs 14.57 dB): see attacks/fora.py
-    return build_setup(os.environ.get("PRIVBENCH_TEST_SPLIT", "relu11"), int(os.environ.get("PRIVBENCH_TEST_SEED", "0")))
+    return build_setup("relu11")
 
 
 def fitted(name, setup, seed=0, **params):
@@ -94,8 +92,8 @@ def fora(setup):
 
 @pytest.fixture(scope="module")
 def shadow(setup):
-    """He et al.'s shadow (task loss through the back) at the same 200 epochs, same decoder stage."""
-    return fitted("shadow", setup, 0, epochs=200, lr=3e-3, then="inverse-net")
+    """He et al.'s shadow (task loss through the back) at FORA's 200 epochs (its decoder stage is not scored)."""
+    return fitted("shadow", setup, 0, epochs=200, lr=3e-3, then="inverse-net", decoder_epochs=1)
 
 
 def test_distribution_matching_pins_the_substitute_closer_than_the_task_loss(setup, fora, shadow):
@@ -109,18 +107,17 @@ def test_distribution_matching_pins_the_substitute_closer_than_the_task_loss(set
     assert matched_error < 0.75 * task_error, (matched_error, task_error)
 
 
-def test_fora_reconstructs_better_than_the_shadow_and_the_mean_image(setup, fora, shadow):
-    """FORA's reconstructions beat He et al.'s shadow's, which fall below the mean-image guess. Against the guess
-    itself FORA's margin is small on this network (+1.1 dB at seed 0, +0.2 dB at seed 1): asserted only to be
-    no worse than the guess, within 0.3 dB; README "Attacks × split depth" has the measured table."""
+def test_fora_is_no_worse_than_the_mean_image_and_reloads(setup, fora):
+    """What the reconstructions show on this small network is weaker than the feature error: FORA beats the
+    mean-image guess by +1.1 dB with the task model of seed 0 but only +0.2 dB with seed 1, and He et al.'s shadow
+    lands 1.0 dB below the guess at seed 0 and 1.0 dB above it at seed 1 (measured on this machine). So only
+    "no worse than the guess" is asserted, within 0.3 dB; README "Attacks × split depth" has the larger table."""
     model, _, _, data, probes = setup
     psnr = METRICS.create("psnr")
     features = model.features(probes)
     matched = psnr.per_image(probes, fora.reconstruct(features)).mean().item()
-    task_only = psnr.per_image(probes, shadow.reconstruct(features)).mean().item()
     guess = psnr.per_image(probes, data.mean(dim=0, keepdim=True).expand_as(probes)).mean().item()
-    assert matched > task_only + 1.0, (matched, task_only, guess)
-    assert matched > guess - 0.3, (matched, task_only, guess)
+    assert matched > guess - 0.3, (matched, guess)
     # the fitted substitute and decoder are cached through state() and reproduce the reconstruction
     reloaded = ATTACKS.create("fora", **FORA)
     reloaded.load_state(fora.view, fora.state())
