@@ -129,3 +129,34 @@ def test_fora_needs_intercepted_features(setup):
     view = attacker_view(Access.QUERY_FREE, model, data, CPU, 0, task_data=own.floats(), task_labels=None)
     with pytest.raises(PrivbenchError, match="intercepted features"):
         ATTACKS.create("fora", epochs=1).fit(view)
+
+
+def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
+    """Through a benchmark run the query-free view carries the defended features of the task's test images
+    (the victims' traffic); the fitted substitute is cached with them in its key."""
+    from conftest import reduced
+
+    from privbench.cache import Cache
+    from privbench.config import load_config
+    from privbench.runner import Benchmark, run_benchmark
+
+    data = reduced(attacks=[{"name": "fora", "params": {"epochs": 2, "warmup_epochs": 1, "decoder_epochs": 1}}],
+                   defenses=[{"name": "noise", "params": {"placement": "features"}, "strengths": [0.5]}],
+                   metrics=["psnr"])
+    data["attacker_data"] = data["attacker_data"] + [
+        {"name": "synth-scenes", "params": {"subset": "attacker", "n": 64, "size": 32, "classes": 4}}]
+    config = load_config(None, data)
+    cache = Cache(tmp_path)
+    frame = run_benchmark(config, cache, progress=False).frame
+    rows = frame[(frame.attack == "fora") & (frame.metric == "psnr")]
+    assert len(rows) == 1 and rows.value.notna().all()
+    bench = Benchmark(config, cache, progress=False)
+    (setting,) = bench.settings()
+    defended = bench.defended(setting)
+    # the run cached the fitted substitute: this loads it, with the same view
+    fitted = bench.fitted_attack(setting, ATTACKS.create("fora", epochs=2, warmup_epochs=1, decoder_epochs=1),
+                                 defended)
+    assert fitted.shadow is not None
+    assert fitted.view.intercepted.shape == (len(bench.task_test.images), *defended.feature_shape())
+    # the attacker never receives the victims' images, only their (noisy) features
+    assert not torch.equal(fitted.view.intercepted, bench.model.features(bench.task_test.floats()))
