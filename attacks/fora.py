@@ -18,8 +18,8 @@ both still label-free and query-free:
 
 - ``back_layers``: the cloud holds the back, whose trained weights read each channel by its identity; MK-MMD is
   also taken between the back's first convolution outputs fed by g1(x_own) and by z (relative error 2.8 → 0.8);
-- ``sign_search``: after a warm-up, each output channel of g1's last linear map is negated where that lowers the
-  held-out MK-MMD (pre-activation splits only: after a ReLU there is no sign to get wrong).
+- ``sign_search``: after a warm-up, each output channel of g1's last affine map is negated where that lowers the
+  held-out MK-MMD (before a ReLU: ReLU(u) → ReLU(−u), the inverted image a relu12 substitute converged to).
 
 ``task_weight`` > 0 adds He et al.'s task loss through the frozen back (needs labels; 0 = label-free).
 
@@ -83,9 +83,9 @@ class DistributionMatchingShadow(Shadow):
         Param("back_layers", int, 2, "also match the distributions of the back's first N convolution outputs "
               "fed by g1 vs by the intercepted features: the back's trained weights know which channel is which, "
               "which the features' own distribution does not (0 = FORA's feature-only matching)", low=0, high=64),
-        Param("sign_search", bool, True, "pre-activation features: after warmup_epochs, flip each output channel "
-              "of g1's last convolution where that lowers the held-out MK-MMD (the sign ambiguity MMD training "
-              "gets stuck in), then train on"),
+        Param("sign_search", bool, True, "after warmup_epochs, negate each output channel of g1's last affine "
+              "map where that lowers the held-out MK-MMD (the sign ambiguity MMD training gets stuck in), then "
+              "train on"),
         Param("warmup_epochs", int, 40, "sign_search: epochs of MK-MMD alone before the search", low=1,
               high=100_000),
         Param("task_weight", float, 0.0, "weight of He et al.'s task loss through the frozen back (needs "
@@ -147,10 +147,11 @@ class DistributionMatchingShadow(Shadow):
                                          schedule="constant"))
             train(len(images), updates, epochs=epochs, batch_size=p["batch_size"], seed=seed)
 
-        if p["sign_search"] and (layer := last_linear_layer(shadow, intercepted)) is not None:
+        if p["sign_search"] and (layer := last_affine_layer(shadow, intercepted.shape[1])) is not None:
             fit(shadow, p["warmup_epochs"], 1.0, derive_seed(view.seed, "fora-warmup"))
             shadow.eval()
-            search_signs(shadow, layer, images[:HELD_OUT].to(device), intercepted[-HELD_OUT:].to(device))
+            search_signs(shadow, layer, images[:HELD_OUT].to(device), intercepted[-HELD_OUT:].to(device),
+                         around_mean=bool((intercepted < 0).any()))
         fit(shadow, p["epochs"], a, view.seed)
 
 
@@ -186,27 +187,29 @@ class _Enough(Exception):
     """Stops the back's forward pass once the wanted activations are seen."""
 
 
-def last_linear_layer(front: nn.Module, intercepted: torch.Tensor) -> nn.Conv2d | nn.Linear | None:
-    """The layer whose output channels are the features, when the split is pre-activation (features take
-    negative values): the last convolution / linear layer with as many outputs as the features have channels."""
-    if intercepted.ndim < 2 or bool((intercepted >= 0).all()):
-        return None
-    channels = intercepted.shape[1]
-    layers = [m for m in front.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+def last_affine_layer(front: nn.Module, channels: int) -> nn.Module | None:
+    """The front's last per-channel affine map with ``channels`` outputs — a convolution, linear layer or affine
+    BatchNorm — whose sign decides the sign of each feature channel (before the activation, if any)."""
+    layers = [m for m in front.modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear)) or (isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine)]
     if not layers:
         return None
     last = layers[-1]
-    out = last.out_channels if isinstance(last, nn.Conv2d) else last.out_features
-    return last if out == channels else None
+    weight = last.weight
+    return last if weight is not None and weight.shape[0] == channels else None
 
 
 @torch.no_grad()
-def search_signs(front: nn.Module, layer: nn.Conv2d | nn.Linear, images: torch.Tensor,
-                 intercepted: torch.Tensor) -> list[int]:
-    """Greedy sign search over the output channels of ``layer`` (the front's last linear map): channel c becomes
-    2·m_c − z_c (weights negated, bias 2·m_c − b_c, m_c its mean on ``images``), kept when the MK-MMD between the
-    front's features on ``images`` and ``intercepted`` falls. MK-MMD tells f1 from −f1 (at conv11 here: 0.016 vs
-    0.030) but gradient descent does not cross between the two basins. Returns the flipped channels."""
+def search_signs(front: nn.Module, layer: nn.Module, images: torch.Tensor, intercepted: torch.Tensor, *,
+                 around_mean: bool) -> list[int]:
+    """Greedy sign search over the output channels of ``layer`` (the front's last affine map), each kept when the
+    MK-MMD between the front's features on ``images`` and ``intercepted`` falls. MK-MMD tells f1 from −f1 (at
+    conv11 here: 0.016 vs 0.030) but gradient descent does not cross between the two basins.
+
+    ``around_mean`` (pre-activation features, which take negative values): channel c becomes 2·m_c − z_c (weights
+    negated, bias 2·m_c − b_c, m_c its mean on ``images``), keeping its mean. Otherwise (an activation follows):
+    the channel's pre-activation is negated (weights and bias), so ReLU(u) becomes ReLU(−u) — the inverted-image
+    solution a ReLU split gets stuck in (SSIM < 0 at relu12 here). Returns the flipped channels."""
 
     def features() -> torch.Tensor:
         return torch.cat([front(images[s]) for s in batches(len(images), 256)])
@@ -214,19 +217,20 @@ def search_signs(front: nn.Module, layer: nn.Conv2d | nn.Linear, images: torch.T
     def score() -> float:
         return mk_mmd(features(), intercepted).item()
 
-    flipped, best = [], score()
-    dims = [d for d in range(features().ndim) if d != 1]
-    for c in range(layer.weight.shape[0]):
-        mean = features().mean(dim=dims)[c]
+    def flip(c: int, mean: torch.Tensor) -> None:
         layer.weight[c].neg_()
         if layer.bias is not None:
-            layer.bias[c] = 2 * mean - layer.bias[c]
+            layer.bias[c] = (2 * mean - layer.bias[c]) if around_mean else -layer.bias[c]
+
+    flipped, best = [], score()
+    dims = [d for d in range(intercepted.ndim) if d != 1]
+    for c in range(layer.weight.shape[0]):
+        mean = features().mean(dim=dims)[c]
+        flip(c, mean)
         trial = score()
         if trial < best:
             best = trial
             flipped.append(c)
-            continue
-        layer.weight[c].neg_()
-        if layer.bias is not None:
-            layer.bias[c] = 2 * mean - layer.bias[c]
+        else:
+            flip(c, mean)  # both moves are involutions
     return flipped
