@@ -54,8 +54,9 @@ from privbench.worst_case import add_worst_case
 #: how many images of each probe set are kept for the reconstruction grid
 SAMPLES_PER_PROBE = 3
 #: bump when the engine changes in a way that invalidates cached grid points
-ENGINE_VERSION = 3  # 2: a pruned pipeline had shared (and overwritten) layers of the task model's back; 3: probe rows
-#   named #probe when the task test set has the same name (their cached rows carry the dataset label)
+ENGINE_VERSION = 4  # 2: a pruned pipeline had shared (and overwritten) layers of the task model's back; 3: probe rows
+#   named #probe when the task test set has the same name (their cached rows carry the dataset label); 4: the
+#   query-free attacks changed (shadow's parameters; fora's sign search), their cached fits predate it
 #: the attack column of the privacy rows of an image that crosses the network as it is (input coding)
 INTERCEPTED = "intercepted"
 #: cost rows: metric name -> (field of :class:`~privbench.edge_cost.EdgeCost`, unit)
