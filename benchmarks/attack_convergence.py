@@ -30,7 +30,7 @@ from privbench.results import write_csv
 
 #: (axis name, attack, swept parameter, values, fixed params): the budgets measured
 AXES = (
-    ("rmle-iterations", "rmle", "iterations", (25, 50, 100, 200, 400), {}),
+    ("rmle-iterations", "rmle", "iterations", (25, 50, 100, 200, 400, 800, 1600), {}),
     ("inverse-net-epochs", "inverse-net", "epochs", (2, 4, 8, 16, 32), {}),
     ("inverse-net-data", "inverse-net", "attacker_samples", (250, 500, 1000, 2000, 4000), {}),
     ("shadow-epochs", "shadow", "epochs", (5, 10, 20, 40), {}),
@@ -41,10 +41,10 @@ AXES = (
 #: (name, params): what the literature does to strengthen the inverse network (a residual decoder, an edge
 #: loss, more data and epochs), at the default run's budget unless said
 VARIANTS = (
-    ("mirror, mse (default)", {}),
+    ("mirror, mse (He et al.)", {"decoder": "mirror"}),
     ("residual, mse", {"decoder": "residual"}),
-    ("mirror, l1+edge", {"loss": "l1+edge"}),
-    ("mirror, mse, 4× data, 4× epochs", {"epochs": 32, "attacker_samples": 0}),
+    ("mirror, l1+edge", {"decoder": "mirror", "loss": "l1+edge"}),
+    ("mirror, mse, 4× data, 4× epochs", {"decoder": "mirror", "epochs": 32, "attacker_samples": 0}),
     ("residual, mse, 4× data, 4× epochs", {"decoder": "residual", "epochs": 32, "attacker_samples": 0}),
     ("residual, l1+edge, 4× data, 4× epochs", {"decoder": "residual", "loss": "l1+edge", "epochs": 32,
                                               "attacker_samples": 0}),
