@@ -21,14 +21,6 @@ load_components()
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build_setup(split: str, seed: int = 0):
     train = DATASETS.create("synth-scenes", subset="train", n=2000, size=32).build()
     model = tiny_vgg(seed, split, classes=10)
