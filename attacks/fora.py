@@ -214,22 +214,21 @@ def search_signs(front: nn.Module, layer: nn.Module, images: torch.Tensor, inter
     def features() -> torch.Tensor:
         return torch.cat([front(images[s]) for s in batches(len(images), 256)])
 
-    def score() -> float:
-        return mk_mmd(features(), intercepted).item()
-
     def flip(c: int, mean: torch.Tensor) -> None:
         layer.weight[c].neg_()
         if layer.bias is not None:
             layer.bias[c] = (2 * mean - layer.bias[c]) if around_mean else -layer.bias[c]
 
-    flipped, best = [], score()
     dims = [d for d in range(intercepted.ndim) if d != 1]
+    current = features()
+    flipped, best = [], mk_mmd(current, intercepted).item()
     for c in range(layer.weight.shape[0]):
-        mean = features().mean(dim=dims)[c]
+        mean = current.mean(dim=dims)[c]
         flip(c, mean)
-        trial = score()
-        if trial < best:
-            best = trial
+        trial = features()
+        score = mk_mmd(trial, intercepted).item()
+        if score < best:
+            best, current = score, trial
             flipped.append(c)
         else:
             flip(c, mean)  # both moves are involutions
