@@ -20,7 +20,7 @@ from pathlib import Path
 from privbench.cache import Cache
 from privbench.codecs import stage
 from privbench.config import load_config
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 #: cache kinds that are inputs of the sweep, not part of it
 INPUT_KINDS = ("data", "task-model", "defense", "recognizer", "model-check", "feature-stats", "originals")

@@ -22,7 +22,7 @@ from privbench.config import default_config_text, load_config
 from privbench.defenses.base import TrainedDefense
 from privbench.registry import DEFENSES
 from privbench.results import write_csv
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 
 def settings() -> list[dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from privbench.cache import Cache
 from privbench.config import config_data, load_config
 from privbench.regress import compare, format_verdict, read_table
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 QUICK = Path(__file__).resolve().parents[1] / "privbench" / "configs" / "quick.yaml"
 

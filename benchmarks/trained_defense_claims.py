@@ -30,7 +30,7 @@ from privbench.cache import Cache
 from privbench.components import load_components
 from privbench.config import default_config_text, load_config
 from privbench.results import write_csv
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 BLUR = [0.5, 1.0, 1.5, 2.0, 3.0]
 PIXELATE = [2.0, 3.0, 4.0]

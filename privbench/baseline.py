@@ -19,7 +19,7 @@ from privbench.config import load_config
 from privbench.errors import PrivbenchError
 from privbench.regress import key_text
 from privbench.results import COLUMNS, KEY_COLUMNS, write_csv
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 #: The columns a baseline adds to the results schema.
 BASELINE_COLUMNS = [*COLUMNS, "spread", "seeds"]

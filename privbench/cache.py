@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 # Bump when a change to privbench invalidates previously cached artefacts of every kind.
 CACHE_FORMAT = 1
+#: the cache's folder of entry locks (see :meth:`Cache.locked`)
+LOCKS = ".locks"
 
 
 def canonical_json(obj: Any) -> str:
@@ -196,10 +198,43 @@ class Cache:
             atomic_torch_save({"privbench": __version__, "spec": json.loads(canonical_json(spec)), "value": obj},
                               self.path(kind, spec))
 
+    def lock_path(self, kind: str, spec: Mapping[str, Any]) -> Path:
+        return self.root / LOCKS / f"{kind}-{self.key(kind, spec)}.lock"
+
+    @contextlib.contextmanager
+    def locked(self, kind: str, spec: Mapping[str, Any]):
+        """Hold the entry's lock (``flock`` on ``.locks/<kind>-<key>.lock``) while it is computed, so that concurrent
+        writers — the worker processes of ``--jobs N``, Ray tasks on one machine — compute a shared entry (a task
+        model, a fitted defense, a dataset) once: the others wait, then load it. The OS releases the lock of a
+        killed process. Entries nest only from downstream to upstream (a point needs an attacker, which needs a
+        defense, which needs the task model), so two holders never wait on each other."""
+        if not self.enabled:
+            yield
+            return
+        import fcntl
+
+        path = self.lock_path(kind, spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def get_or_create(self, kind: str, spec: Mapping[str, Any], create: Callable[[], T],
                       encode: Callable[[T], Any] = lambda v: v, decode: Callable[[Any], T] = lambda v: v) -> T:
-        """Return the cached value for ``spec`` or compute, store and return it."""
+        """Return the cached value for ``spec`` or compute, store and return it (under the entry's lock, looking
+        again once it is held: another process may have stored it meanwhile)."""
         entry = self.load(kind, spec)
+        if entry is None and self.enabled:
+            with self.locked(kind, spec):
+                entry = self.load(kind, spec)
+                if not (isinstance(entry, dict) and "value" in entry):
+                    self.misses += 1
+                    value = create()
+                    self.save(kind, spec, encode(value))
+                    return value
         if entry is not None and isinstance(entry, dict) and "value" in entry:
             self.hits += 1
             return decode(entry["value"])
@@ -207,3 +242,47 @@ class Cache:
         value = create()
         self.save(kind, spec, encode(value))
         return value
+
+    def has(self, kind: str, spec: Mapping[str, Any]) -> bool:
+        """Whether an entry exists (without loading it; ``--dry-run``)."""
+        return self.enabled and self.path(kind, spec).is_file()
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per kind of entry: how many, their total size in bytes, and the oldest and newest modification times."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            stats = [f.stat() for f in folder.glob("*.pt")]
+            if stats:
+                out.append({"kind": folder.name, "entries": len(stats), "bytes": sum(s.st_size for s in stats),
+                            "oldest": min(s.st_mtime for s in stats), "newest": max(s.st_mtime for s in stats)})
+        return out
+
+    def prune(self, kinds: set[str] | None = None, older_than: float | None = None, dry_run: bool = False
+              ) -> tuple[int, int]:
+        """Delete the entries of ``kinds`` (all kinds when None) last written more than ``older_than`` seconds ago
+        (all when None), with left-over temporary files of interrupted writes and unused lock files. Returns
+        (files deleted, bytes freed); ``dry_run`` only counts them."""
+        import time
+
+        now = time.time()
+        files, freed = 0, 0
+        if not self.root.is_dir():
+            return files, freed
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if folder.name == LOCKS:
+                candidates = list(folder.glob("*.lock")) if kinds is None and older_than is None else []
+            elif folder.name.startswith(".") or (kinds is not None and folder.name not in kinds):
+                continue
+            else:
+                candidates = [*folder.glob("*.pt"), *folder.glob(".*.tmp")]
+            for path in candidates:
+                stat = path.stat()
+                if older_than is not None and now - stat.st_mtime < older_than:
+                    continue
+                files, freed = files + 1, freed + stat.st_size
+                if not dry_run:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+        return files, freed

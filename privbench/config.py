@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from privbench.cache import spec_hash
+from privbench.cache import canonical_json, spec_hash
 from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
@@ -280,6 +280,11 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping (already merged with defaults) into a :class:`RunConfig`."""
     load_components()
     data = _mapping(data, "top level", TOP_KEYS)
+    model_entry = data.get("model")
+    if isinstance(model_entry, list) or isinstance(data.get("seed"), list) or (
+            isinstance(model_entry, dict) and isinstance(model_entry.get("split"), list)):
+        raise PrivbenchError("config: it lists several models, splits or seeds (a grid); `privbench run` runs a "
+                             "grid, this command takes one model, split and seed")
     missing = sorted(TOP_KEYS - set(data) - {"ci_level", "device", "seed", "name", "codecs"})
     if missing:
         raise PrivbenchError(f"config: missing key '{missing[0]}'")
@@ -355,6 +360,81 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     return config
 
 
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """A run's whole grid: its ``groups`` are single-valued :class:`RunConfig` s, one per (model, split, seed) the
+    config lists (``model`` may be a list of models, ``model.split`` a list of splits, ``seed`` a list of seeds);
+    each group crosses its defenses × codecs × attacks. ``raw`` is the config as written (lists kept)."""
+
+    name: str
+    raw: dict[str, Any]
+    groups: tuple[RunConfig, ...]
+
+    @property
+    def config_hash(self) -> str:
+        return spec_hash(self.raw, length=12)
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(dict.fromkeys(g.seed for g in self.groups))
+
+    @property
+    def single(self) -> RunConfig:
+        """The one group of a grid over one model, split and seed (for the commands that run one point)."""
+        if len(self.groups) != 1:
+            raise PrivbenchError(f"config: this command takes one model, split and seed; the config lists "
+                                 f"{len(self.groups)} (model × split × seed) combinations — use `privbench run`")
+        return self.groups[0]
+
+
+def _as_list(value: Any, where: str) -> list[Any]:
+    """A grid axis written as one value or a list of values."""
+    if isinstance(value, list):
+        if not value:
+            raise PrivbenchError(f"config: '{where}' must be a value or a non-empty list")
+        return value
+    return [value]
+
+
+def parse_grid(data: dict[str, Any]) -> GridConfig:
+    """Validate a config mapping whose ``model``, ``model.split`` and ``seed`` may each be a list into the grid's
+    groups: every (model, split, seed) combination is checked as its own :class:`RunConfig` (so an unknown split
+    of the second model fails here, naming it), and a combination listed twice is refused."""
+    data = _mapping(data, "top level", TOP_KEYS)
+    models = _as_list(data.get("model"), "model")
+    seeds = _as_list(data.get("seed", 0), "seed")
+    groups: list[RunConfig] = []
+    seen: set[str] = set()
+    for i, model in enumerate(models):
+        where = "model" if len(models) == 1 else f"model[{i}]"
+        if not isinstance(model, dict):
+            raise PrivbenchError(f"config: '{where}' must be a mapping, got {type(model).__name__}")
+        splits = _as_list(model.get("split"), f"{where}.split")
+        if len(splits) != len(set(map(str, splits))):
+            raise PrivbenchError(f"config: '{where}.split' lists a split twice (it would write the same rows twice)")
+        for split in splits:
+            for seed in seeds:
+                single = {**data, "model": {**model, **({"split": split} if split is not None else {})},
+                          "seed": seed}
+                group = parse_config(single)
+                key = canonical_json([group.model.name, group.model.params, group.model.split, group.seed,
+                                      group.model.epochs, group.model.lr, group.model.batch_size])
+                if key in seen:
+                    raise PrivbenchError(f"config: model '{group.model.name}' at split '{group.model.split}' with "
+                                         f"seed {group.seed} is listed twice (it would write the same rows twice)")
+                seen.add(key)
+                groups.append(group)
+    return GridConfig(run_name(data.get("name", "run")), data, tuple(groups))
+
+
+def load_grid(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> GridConfig:
+    """:func:`load_config` for a whole grid (several models, splits or seeds allowed)."""
+    data = config_data(path)
+    if overrides:
+        data.update(overrides)
+    return parse_grid(data)
+
+
 def config_data(path: str | Path | None = None) -> dict[str, Any]:
     """The raw mapping of the default config updated by a YAML file (its top-level keys replace)."""
     data = yaml.safe_load(default_config_text())
@@ -387,6 +467,8 @@ def with_model(model: dict[str, Any], name: str | None = None, split: str | None
     ``module:factory`` / ``file.py:factory`` for your own) and/or a split. Naming the config's own model keeps
     its parameters (its weights); another model starts from its own defaults and its own default split; the
     training settings (epochs, lr, ...) stay."""
+    if not isinstance(model, dict):
+        raise PrivbenchError("--model / --split: the config lists several models; choose them in its 'model' list")
     out = dict(model)
     if name:
         new_name, params = ("custom", {"factory": name}) if ":" in name else (name, {})

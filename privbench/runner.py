@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from privbench import __version__
 from privbench.attacks.base import Attack
@@ -40,16 +39,15 @@ from privbench.data.crops import CropView, crop_views
 from privbench.defenses.base import Defense, FitContext, TrainedDefense
 from privbench.defenses.saved import SavedDefense, read_defense
 from privbench.device import derive_seed, resolve_device, seed_everything
-from privbench.errors import MetricUnavailable, PrivbenchError, described
+from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
 from privbench.models.base import ModelSpec
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
-from privbench.results import base_row, git_sha, to_frame
+from privbench.results import base_row
 from privbench.setting import Setting
 from privbench.split import SplitModel
 from privbench.tasks import Sanity, Task, get_task
 from privbench.threat import attacker_view
-from privbench.worst_case import add_worst_case
 
 #: how many images of each probe set are kept for the reconstruction grid
 SAMPLES_PER_PROBE = 3
@@ -76,16 +74,6 @@ class PointOutput:
     notes: list[str]
 
 
-@dataclasses.dataclass
-class RunOutput:
-    frame: Any  # pandas.DataFrame
-    samples: dict[tuple[str, str], dict[str, torch.Tensor]]  # (setting label, attack) -> probe -> x̂
-    originals: dict[str, torch.Tensor]  # probe name -> uint8 originals of the first images
-    notes: list[str]
-    #: (step, reason) of the grid steps that failed under ``keep_going`` (their rows are missing)
-    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-
 def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
     """8-bit images, as if saved; a reconstruction with NaN or ±inf (a diverged attack) is refused, since
     casting it would give arbitrary pixels that score like a real reconstruction."""
@@ -101,11 +89,9 @@ def dataset_spec(item: ComponentConfig) -> dict[str, Any]:
 class Benchmark:
     """Runs the grid of a :class:`RunConfig`; datasets and the model load lazily (a warm run needs neither)."""
 
-    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True, keep_going: bool = False) -> None:
+    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True) -> None:
         self.config = config
         self.cache = cache
-        #: record a failed grid point and go on (``--keep-going``) instead of stopping the run
-        self.keep_going = keep_going
         self.device = resolve_device(config.device)
         self.seed = config.seed
         self.show_progress = progress
@@ -114,10 +100,9 @@ class Benchmark:
         self._defended: dict[str, SplitModel] = {}
         self._coded: dict[str, SplitModel] = {}
         self._status: Callable[[str], None] | None = None
+        self._checked: list[Setting] | None = None
         #: how many trained defenses this engine fitted (not loaded from the cache or a file)
         self.fits = 0
-        #: (step, reason) of every grid step that failed under ``keep_going``
-        self.failures: list[tuple[str, str]] = []
 
     # ---- lazily loaded inputs -------------------------------------------------------------------------
     def load_set(self, item: ComponentConfig) -> ImageSet:
@@ -607,15 +592,32 @@ class Benchmark:
 
         return self.cache.get_or_create("recon", key, compute)
 
-    def point(self, item: Setting | Defense, attack_cfg: ComponentConfig) -> PointOutput:
-        """Rows of one grid point (privacy metrics of one attack against one setting)."""
+    def point_key(self, item: Setting | Defense, attack_cfg: ComponentConfig) -> dict[str, Any]:
+        """The cache identity of the rows of one attack against one setting: everything upstream of them (the
+        task model by content, the setting, the attack, its data, the probes, the metrics, the CI level)."""
         setting = as_setting(item)
         metrics = [m for m in self.metrics if m.side == "privacy"]
         attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
-        key = {"engine": ENGINE_VERSION, "model": self.model_key, "defense": self.labels(setting),
-               "effective": setting.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
-               "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
-               "ci": self.config.ci_level, "version": __version__}
+        return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": self.labels(setting),
+                "effective": setting.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
+                "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
+                "ci": self.config.ci_level, "version": __version__}
+
+    def setting_key(self, item: Setting | Defense) -> dict[str, Any]:
+        """The cache identity of a setting's own rows (:meth:`setting_rows`: utility, rate, edge cost, x′)."""
+        setting = as_setting(item)
+        return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": self.labels(setting),
+                "effective": setting.spec(), "test": self.test_key, "probes": self.probes_key,
+                "metrics": [[m.name, m.params, m.version] for m in self.metrics], "ci": self.config.ci_level,
+                "device": self.device.type, "version": __version__}
+
+    def point(self, item: Setting | Defense, attack_cfg: ComponentConfig) -> PointOutput:
+        """Rows of one grid point (privacy metrics of one attack against one setting), cached under
+        :meth:`point_key`."""
+        setting = as_setting(item)
+        metrics = [m for m in self.metrics if m.side == "privacy"]
+        attack: Attack = ATTACKS.create(attack_cfg.name, **attack_cfg.params)
+        key = self.point_key(setting, attack_cfg)
 
         def compute() -> dict[str, Any]:
             start = time.perf_counter()
@@ -645,20 +647,12 @@ class Benchmark:
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
 
-    def guarded(self, step: str, compute: Callable[[], Any], skipped: Any) -> Any:
-        """``compute()`` of one grid step. A failure names the step: by default the run stops with it (finished
-        points stay cached, so a rerun resumes); with ``keep_going`` it is recorded in :attr:`failures` (and
-        the report) and ``skipped`` stands in for the step's output. Interrupts always stop the run."""
-        try:
-            return compute()
-        except Exception as exc:
-            why = described(exc)
-            if not self.keep_going:
-                raise PointFailed(f"grid point {step} failed: {why} (finished points are cached: fix it and run "
-                                  f"again to resume, or --keep-going to record it and go on; --debug shows the "
-                                  f"traceback)") from exc
-            self.failures.append((step, why))
-            return skipped
+    def grid_settings(self) -> list[Setting]:
+        """The grid's settings, checked once (:meth:`check_inputs`) and kept: every grid point of this engine
+        names its setting by its index here."""
+        if self._checked is None:
+            self._checked = self.check_inputs()
+        return self._checked
 
     def check_inputs(self) -> list[Setting]:
         """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers
@@ -698,47 +692,6 @@ class Benchmark:
         self.probes  # noqa: B018 - loaded now, so that an unreadable probe image fails before training
         return settings
 
-    def run(self) -> RunOutput:
-        settings = self.check_inputs()
-        total = len(settings) * (1 + len(self.config.attacks))
-        rows: list[dict[str, Any]] = []
-        samples: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-        notes: list[str] = [warning] if (warning := self.model_check()) else []
-        with tqdm(total=total, desc=f"privbench {self.config.name}", unit="step",
-                  disable=not self.show_progress, leave=False) as bar:
-            self._status = bar.set_postfix_str
-            for setting in settings:
-                bar.set_postfix_str(f"{setting.label} utility")
-                step = f"{setting.label} utility, rate and edge cost"
-                rows += self.guarded(step, lambda s=setting: self.setting_rows(s), [])
-                bar.update()
-                for attack_cfg in self.config.attacks:
-                    bar.set_postfix_str(f"{setting.label} {attack_cfg.name}")
-                    step = f"{setting.label} / {attack_cfg.name}"
-                    out = self.guarded(step, lambda s=setting, a=attack_cfg: self.point(s, a), None)
-                    bar.update()
-                    if out is None:
-                        continue
-                    rows += out.rows
-                    samples[(setting.label, attack_cfg.name)] = out.samples
-                    notes += [n for n in out.notes if n not in notes]
-            self._status = None
-        notes += [f"FAILED: grid point {step}: {why}" for step, why in self.failures]
-        run_id = f"{self.config.name}-{self.config.config_hash[:8]}"
-        for row in rows:
-            row.update(run_id=run_id, config_hash=self.config.config_hash, git_sha=git_sha(),
-                       privbench_version=__version__)
-        frame = to_frame(rows)
-        if len(self.config.attacks) > 1 or any(s.coded_input for s in settings):
-            frame = add_worst_case(frame, METRICS)
-        return RunOutput(frame, samples, self.originals(), notes, list(self.failures))
-
 
 class PointFailed(PrivbenchError):
     """A grid step raised: the message names the step and the cause; the cause is chained (``--debug``)."""
-
-
-def run_benchmark(config: RunConfig, cache: Cache, progress: bool = True, keep_going: bool = False) -> RunOutput:
-    if not config.defenses:
-        raise PrivbenchError("config has no defenses to evaluate")
-    return Benchmark(config, cache, progress, keep_going).run()

@@ -15,7 +15,7 @@ from privbench.registry import Registry
 
 WORST = "worst"
 #: a worst case is taken per grid point and metric, over the ``attack`` column
-GROUP_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec",
+GROUP_COLUMNS = ["seed", "dataset", "model", "split", "defense", "defense_params", "strength", "codec",
                  "codec_params", "quality", "metric"]
 
 

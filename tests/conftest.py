@@ -9,7 +9,7 @@ import yaml
 
 from privbench.cache import Cache
 from privbench.config import load_config
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 # A small version of the default benchmark: same structure, fewer images and epochs.
 SMALL = {

@@ -19,7 +19,7 @@ from privbench.defenses.base import DefenseStage
 from privbench.errors import PrivbenchError
 from privbench.losses import reconstruction_loss
 from privbench.registry import ATTACKS, DATASETS, DEFENSES, METRICS, MODELS
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 from privbench.threat import Access, attacker_view
 from privbench.worst_case import add_worst_case
 

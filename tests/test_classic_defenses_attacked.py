@@ -15,7 +15,7 @@ from conftest import reduced
 
 from privbench.cache import Cache
 from privbench.config import load_config
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 WEAK_STRONG = {"blur": (1.0, 4.0), "pixelate": (2.0, 8.0), "quantize": (32.0, 2.0)}
 

@@ -20,7 +20,8 @@ from privbench.components import load_components
 from privbench.config import load_config
 from privbench.errors import PrivbenchError
 from privbench.registry import CODECS, DEFENSES
-from privbench.runner import Benchmark, run_benchmark
+from privbench.runner import Benchmark
+from privbench.sweep import run_benchmark
 from privbench.setting import Setting
 
 load_components()

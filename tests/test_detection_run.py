@@ -10,7 +10,7 @@ import pytest
 from privbench.cache import Cache
 from privbench.config import parse_config
 from privbench.errors import PrivbenchError
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 SCENES = {"size": 96, "persons": 2, "cars": 1, "face_size": 24, "car_size": 24}
 DETECTION = {

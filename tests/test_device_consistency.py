@@ -32,7 +32,7 @@ from torch import nn
 from privbench.cache import Cache
 from privbench.config import load_config
 from privbench.device import resolve_device
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 #: attribute the wrapped ``nn.Module.to`` sets on every submodule it moves to a device
 PLACED = "_privbench_placed"

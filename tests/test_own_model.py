@@ -12,9 +12,11 @@ from privbench.cache import Cache
 from privbench.cli import main
 from privbench.config import config_data, load_config, parse_config, with_model
 from privbench.errors import PrivbenchError
+from privbench.grid import engine_for
 from privbench.registry import MODELS
 from privbench.results import read_csv
 from privbench.runner import Benchmark
+from privbench.sweep import run_benchmark
 
 NET_SOURCE = """
 from torch import nn
@@ -61,9 +63,9 @@ def tiny(model: dict) -> dict:
 
 def run(data: dict, cache_dir) -> tuple[Benchmark, Cache]:
     cache = Cache(cache_dir)
-    engine = Benchmark(load_config(None, data), cache, progress=False)
-    engine.run()
-    return engine, cache
+    config = load_config(None, data)
+    run_benchmark(config, cache, progress=False)
+    return engine_for(config, cache), cache
 
 
 def entries(cache_dir, kind: str) -> int:

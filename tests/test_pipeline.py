@@ -7,7 +7,7 @@ from conftest import reduced
 from privbench.cache import Cache
 from privbench.config import load_config
 from privbench.results import COLUMNS, TIMING_METRICS
-from privbench.runner import run_benchmark
+from privbench.sweep import run_benchmark
 
 
 def values(frame, defense, metric, dataset=None, attack=None):

@@ -19,10 +19,12 @@ from privbench.config import load_config
 from privbench.defenses.autoencoder import Autoencoder, BottleneckDecoder, BottleneckEncoder
 from privbench.defenses.saved import read_defense
 from privbench.errors import PrivbenchError
+from privbench.grid import engine_for
 from privbench.losses import compressibility_loss, dct2, prediction_residual
 from privbench.registry import DEFENSES
 from privbench.runner import Benchmark
 from privbench.split import SplitModel
+from privbench.sweep import run_benchmark
 from privbench.training import Update, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,12 +113,13 @@ def test_non_adversarial_bottleneck_builds_no_recnet(tmp_path, monkeypatch):
 # ---- lifecycle: fitted once, cached, saved -----------------------------------------------------------------
 def test_a_trained_defense_is_fitted_once_per_run_and_never_again_from_the_cache(tmp_path):
     config = load_config(None, tiny_config())
-    first = Benchmark(config, Cache(tmp_path), progress=False)
-    out = first.run()
-    assert first.fits == 2  # two settings (w_rec 0 and 1), each fitted once for utility, cost and the attack
-    second = Benchmark(config, Cache(tmp_path), progress=False)
-    again = second.run()
-    assert second.fits == 0
+    cache = Cache(tmp_path)
+    out = run_benchmark(config, cache, progress=False)
+    # two settings (w_rec 0 and 1), each fitted once for utility, cost and the attack
+    assert engine_for(config, cache).fits == 2
+    warm = Cache(tmp_path)
+    again = run_benchmark(config, warm, progress=False)
+    assert engine_for(config, warm).fits == 0
     cols = ["defense", "strength", "attack", "metric", "value"]
     assert again.frame[cols].equals(out.frame[cols])
     cost = out.frame[out.frame["kind"] == "cost"]
@@ -146,9 +149,9 @@ def test_saved_defense_round_trips_and_is_refused_for_another_task_model(tmp_pat
     # the file is a config entry of its own, and the engine never refits it
     data = tiny_config()
     data["defenses"] = [{"file": str(saved)}]
-    from_file = Benchmark(load_config(None, data), Cache(tmp_path / "other-cache"), progress=False)
-    frame = from_file.run().frame
-    assert from_file.fits == 0 and set(frame["defense"]) == {"autoencoder"}
+    other = Cache(tmp_path / "other-cache")
+    frame = run_benchmark(load_config(None, data), other, progress=False).frame
+    assert engine_for(load_config(None, data), other).fits == 0 and set(frame["defense"]) == {"autoencoder"}
 
     data["seed"] = 1  # another task model
     with pytest.raises(PrivbenchError, match="fitted for another task model"):

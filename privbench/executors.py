@@ -1,0 +1,204 @@
+"""Executors: where the points of a grid run. Each yields ``(point, outcome)`` as points finish, in any order;
+the sweep (:mod:`privbench.sweep`) records them and assembles the table in grid order, so every executor gives
+the same results table.
+
+- :class:`SerialExecutor` (default): one point after another in this process.
+- :class:`ProcessExecutor` (``--jobs N``): N local worker processes (``spawn``: a fresh interpreter, no forked
+  OpenMP state), each with ``cores / N`` torch threads. The cache is shared: an entry that several points need —
+  the task model, a fitted defense, a dataset, a recognizer — is computed by the first worker that asks and
+  loaded by the others (:meth:`privbench.cache.Cache.locked`).
+- :class:`RayExecutor` (``--executor ray [--address ADDR]``): each point a Ray task on an existing cluster (or a
+  local one), asking for ``cpus`` CPUs and one GPU when the point's device is CUDA. The workers must see the
+  same privbench and the same cache folder (a shared filesystem) — results are keyed by content, so a worker
+  never reuses another configuration's entry. Needs ``pip install privbench[ray]``.
+
+An outcome is a :class:`~privbench.grid.PointResult`, or a :class:`PointError` when the point raised (its text
+and, from a worker, the remote traceback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from privbench.cache import Cache
+from privbench.errors import PrivbenchError, described
+from privbench.grid import GridPoint, PointResult, evaluate
+
+EXECUTORS = ("serial", "processes", "ray")
+
+
+@dataclasses.dataclass
+class PointError:
+    """A point that raised: ``why`` is one line; ``exception`` is kept only in-process (for ``--debug``)."""
+
+    why: str
+    remote_traceback: str = ""
+    exception: BaseException | None = None
+
+
+def cores() -> int:
+    """CPU cores this process may use (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _attempt(point: GridPoint, cache: Cache, keep_exception: bool) -> PointResult | PointError:
+    try:
+        return evaluate(point, cache)
+    except Exception as exc:  # the sweep decides: stop naming the point, or record it (--keep-going)
+        return PointError(described(exc), "" if keep_exception else traceback.format_exc(),
+                          exc if keep_exception else None)
+
+
+class SerialExecutor:
+    name = "serial"
+    jobs = 1
+
+    def __init__(self, threads: int | None = None) -> None:
+        #: torch threads per point (None: leave this process's setting)
+        self.threads = threads
+
+    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+        import torch
+
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            for point in points:
+                yield point, _attempt(point, cache, keep_exception=True)
+        finally:
+            torch.set_num_threads(before)
+
+
+def _worker_start(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker_point(point: GridPoint, root: str, enabled: bool) -> PointResult | PointError:
+    """One point in a worker process (local or Ray): its own :class:`Cache` object on the shared folder."""
+    return _attempt(point, _worker_cache(root, enabled), keep_exception=False)
+
+
+_CACHES: dict[tuple[str, bool], Cache] = {}
+
+
+def _worker_cache(root: str, enabled: bool) -> Cache:
+    """One Cache object per folder in a worker, so its engines (kept per cache) are reused from point to point."""
+    key = (root, enabled)
+    if key not in _CACHES:
+        _CACHES[key] = Cache(Path(root), enabled=enabled)
+    return _CACHES[key]
+
+
+class ProcessExecutor:
+    name = "processes"
+
+    def __init__(self, jobs: int, threads: int | None = None) -> None:
+        if jobs < 1:
+            raise PrivbenchError(f"--jobs must be at least 1, got {jobs}")
+        self.jobs = jobs
+        self.threads = threads or max(1, cores() // jobs)
+
+    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(points))), mp_context=context,
+                                   initializer=_worker_start, initargs=(self.threads,))
+        try:
+            pending = {pool.submit(_worker_point, p, str(cache.root), cache.enabled): p for p in points}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    point = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # the worker itself died (out of memory, killed)
+                        outcome = PointError(f"its worker process stopped ({described(exc)})")
+                    cache.hits += getattr(outcome, "hits", 0)
+                    cache.misses += getattr(outcome, "misses", 0)
+                    yield point, outcome
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) or stopped at a failed point: stop the workers now
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus: int = 1) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise PrivbenchError("--executor ray needs Ray: pip install 'privbench[ray]'") from None
+        self.address = address
+        self.cpus = cpus
+        self.threads = cpus
+        self.jobs = 0  # the cluster decides
+
+    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR", configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = self.address or "a new local instance"
+                raise PrivbenchError(f"cannot start or reach the Ray cluster at {where} ({described(exc)})") from None
+        try:
+            remote = ray.remote(_ray_point)
+            pending = {}
+            for point in points:
+                gpus = 1 if point.group.device.startswith("cuda") else 0
+                task = remote.options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
+                pending[task.remote(point, str(cache.root), cache.enabled, self.cpus)] = point
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    point = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except Exception as exc:  # the task's worker died
+                        outcome = PointError(f"its Ray task failed ({described(exc)})")
+                    cache.hits += getattr(outcome, "hits", 0)
+                    cache.misses += getattr(outcome, "misses", 0)
+                    yield point, outcome
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _ray_point(point: GridPoint, root: str, enabled: bool, threads: int) -> PointResult | PointError:
+    _worker_start(threads)
+    return _worker_point(point, root, enabled)
+
+
+def make_executor(name: str, jobs: int = 1, address: str | None = None, threads: int | None = None
+                  ) -> SerialExecutor | ProcessExecutor | RayExecutor:
+    """The executor the command line asks for: ``--jobs N`` > 1 means local processes unless Ray is named.
+
+    ``threads``: torch threads per point (default: the cores shared among the jobs; one per Ray task). A point's
+    numbers depend on it at the level of float rounding (a parallel reduction adds in another order), so runs
+    compared value for value — serial against ``--jobs`` or Ray — use the same ``--threads``."""
+    if name == "ray":
+        return RayExecutor(address, threads or 1)
+    if address is not None:
+        raise PrivbenchError("--address applies to --executor ray")
+    if name == "processes" or jobs > 1:
+        return ProcessExecutor(jobs, threads)
+    return SerialExecutor(threads or cores())
