@@ -53,19 +53,24 @@ def _overrides(name, seed, device) -> dict[str, Any]:
 
 
 def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, config_text: str,
-             keep_going: bool = False):
-    """Run ``config`` and publish its outputs as one folder, OUT/NAME.
+             keep_going: bool = False, executor=None):
+    """Run ``config`` (a grid) and publish its outputs as one folder, OUT/NAME.
 
     The output and cache folders are checked first, so a folder that cannot be written fails before any
-    compute. All outputs are then written into a temporary folder beside OUT/NAME and moved in together
+    compute. While the sweep runs, each finished point is appended to the journal ``OUT/NAME.partial/``
+    (:mod:`privbench.journal`), which a rerun of an interrupted sweep resumes from. When the grid is complete,
+    all outputs are written into a temporary folder beside OUT/NAME and moved in together
     (:func:`~privbench.cache.replace_folder`): a crash or a full disk leaves the previous run's complete folder,
     and a rerun leaves no stale file of the earlier one.
     """
+    import json
+
     from privbench.cache import Cache, atomic_write_text, check_writable_folder, replace_folder
+    from privbench.journal import Journal
     from privbench.rate_plots import rate_plots
     from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
     from privbench.results import write_csv
-    from privbench.runner import Benchmark
+    from privbench.sweep import echo_notes, run_grid
 
     cache = Cache(cache_dir, enabled=not no_cache)
     run_dir = out_root / config.name
@@ -75,9 +80,10 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     if cache.enabled:
         check_writable_folder(cache.root, "--cache-dir")
     started = time.perf_counter()
-    engine = Benchmark(config, cache, progress=not quiet, keep_going=keep_going)
-    output = engine.run()
+    journal = Journal(partial_folder(out_root, config.name))
+    output = run_grid(config, cache, executor, journal, progress=not quiet, keep_going=keep_going)
     figures = cache if cache.enabled else None
+    publishing = time.perf_counter()
 
     def build(folder: Path) -> None:
         write_csv(output.frame, folder / "results.csv")
@@ -86,14 +92,23 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
         plots = privacy_utility_plots(output.frame, folder, cache=figures) + rate_plots(output.frame, folder,
                                                                                          cache=figures)
         grid = reconstruction_grid(output.originals, output.samples, folder, cache=figures)
-        write_report(output.frame, folder, config_text, plots, grid, output.notes)
+        manifest = output.manifest
+        manifest["stages"].append({"stage": "publish (CSV, plots, reports)",
+                                   "seconds": round(time.perf_counter() - publishing, 3)})
+        manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
+        atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
+        write_report(output.frame, folder, config_text, plots, grid, output.notes, manifest=manifest)
 
     replace_folder(run_dir, build)
+    journal.remove()
     elapsed = time.perf_counter() - started
-    for note in output.notes:
-        warning = note.removeprefix("WARNING: ")
-        click.echo(f"privbench: warning: {warning}" if warning != note else f"note: {note}", err=True)
+    echo_notes(output.notes, lambda text: click.echo(text, err=True))
     return output, run_dir, elapsed, cache
+
+
+def partial_folder(out_root: Path, name: str) -> Path:
+    """Where a running sweep's journal lives: OUT/NAME.partial/ (removed when the run folder is published)."""
+    return out_root / f"{name}.partial"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,32 +149,67 @@ def resolve_config(config_file: str | None) -> str | None:
                    "config: defenses: [{file: PATH}])")
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--split", default=None, help="named cut point of the model (default: the model's own)")
+@click.option("--jobs", type=click.IntRange(1, 512), default=1, show_default=True,
+              help="run the grid's points in N local worker processes (the cache is shared; each shared model "
+                   "or defense is trained once)")
+@click.option("--executor", "executor_name", type=click.Choice(["serial", "processes", "ray"]), default=None,
+              help="where points run (default: serial, or processes with --jobs N > 1); ray: Ray tasks "
+                   "(pip install 'privbench[ray]')")
+@click.option("--address", default=None, help="Ray cluster address for --executor ray (default: a local instance)")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="torch threads per point (default: the cores shared among the jobs); numbers agree value for "
+                   "value between runs with the same --threads")
+@click.option("--dry-run", is_flag=True, help="print the expanded grid and which points are finished or cached; "
+              "run nothing")
 @_common
-def run(config_file, defense_files, model_name, split, out_root, name, seed, device, cache_dir, no_cache,
-        quiet, keep_going) -> None:
-    """Run a benchmark: CONFIG_FILE (YAML), or the embedded default on synthetic data when omitted.
+def run(config_file, defense_files, model_name, split, jobs, executor_name, address, threads, dry_run, out_root, name, seed,
+        device, cache_dir, no_cache, quiet, keep_going) -> None:
+    """Run a benchmark: CONFIG_FILE (YAML, or a shipped preset's name), or the embedded default on synthetic
+    data when omitted.
 
-    Trains/loads the task model, applies every defense at every strength, fits every attack against each
-    defended pipeline, scores every metric, and writes results.csv, plots and report.md under
-    OUT/NAME/. Finished steps are cached; a second run recomputes nothing it has.
+    Trains/loads the task model(s), applies every defense at every strength (and codec quality), fits every
+    attack against each defended pipeline, scores every metric, for every model, split and seed the config
+    lists, and writes results.csv, plots, report.md and report.html under OUT/NAME/. Each finished point is
+    kept (the cache and OUT/NAME.partial/): rerunning an interrupted command resumes it, and a second run
+    recomputes nothing it has.
     """
-    from privbench.config import config_data, default_config_text, load_config, parse_config, read_yaml, with_model
+    from privbench.config import config_data, default_config_text, load_grid, parse_grid, read_yaml, with_model
+    from privbench.executors import make_executor
 
     config_file = resolve_config(config_file)
     overrides = _overrides(name, seed, device)
     if model_name or split:
         overrides["model"] = with_model(config_data(config_file)["model"], model_name, split)
-    config = load_config(config_file, overrides)
+    config = load_grid(config_file, overrides)
     if defense_files:
-        config = parse_config({**config.raw, "defenses": [*config.raw["defenses"], *({"file": f} for f in defense_files)]})
+        config = parse_grid({**config.raw, "defenses": [*config.raw["defenses"], *({"file": f} for f in defense_files)]})
     if defense_files or model_name or split:
         text = yaml.safe_dump(config.raw, sort_keys=False)
     else:
         text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
-    output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text, keep_going)
-    click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; "
+    executor = make_executor(executor_name or "serial", jobs, address, threads)
+    if dry_run:
+        _dry_run(config, out_root, cache_dir, no_cache)
+        return
+    output, run_dir, elapsed, cache = _execute(config, out_root, cache_dir, no_cache, quiet, text, keep_going, executor)
+    counts = output.manifest["grid"]
+    resumed = f", {counts['resumed']} resumed from {run_dir}.partial" if counts["resumed"] else ""
+    click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; {counts['points']} points: "
+               f"{counts['computed']} computed, {counts['cached']} cached{resumed}; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
     _exit_if_failed(output)
+
+
+def _dry_run(config, out_root: Path, cache_dir, no_cache: bool) -> None:
+    from privbench.cache import Cache
+    from privbench.journal import Journal
+    from privbench.sweep import dry_run
+
+    table = dry_run(config, Cache(cache_dir, enabled=not no_cache), Journal(partial_folder(out_root, config.name)))
+    click.echo(_aligned(table.astype(str), {"point", "seed"}))
+    states = table["state"].value_counts()
+    click.echo(f"{len(table)} points ({len(config.groups)} model × split × seed): "
+               + ", ".join(f"{states.get(s, 0)} {s}" for s in ("finished", "cached", "to run")))
 
 
 #: exit status of a --keep-going run in which some grid points failed (their rows are missing)
@@ -306,35 +356,13 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
 @cli.command("list")
 @click.argument("what", required=False,
                 type=click.Choice(["defenses", "attacks", "metrics", "datasets", "models", "codecs"]))
-def list_components(what) -> None:
+@click.option("--no-index", is_flag=True, help="import every component instead of reading the component index "
+              "(kept in the cache folder, rebuilt when a source file changes); store nothing")
+def list_components(what, no_index: bool) -> None:
     """List registered components and their declared parameters."""
-    from privbench.components import load_components
-    from privbench.registry import ALL_REGISTRIES
+    from privbench.component_index import listing_data, render
 
-    load_components()
-    for kind, registry in ALL_REGISTRIES.items():
-        if what and kind != what:
-            continue
-        click.echo(f"{kind}:")
-        if not registry.names():
-            click.echo("  (none yet)")
-        for name, cls in registry.items():
-            extra = ""
-            if kind == "attacks":
-                extra = f" [{cls.access.value}]"
-            elif kind == "metrics":
-                extra = f" [{cls.side}]"
-            elif kind == "defenses":
-                extra = f" [strength = {cls.strength_param or '(none)'}{'; trained' if cls.trained else ''}]"
-            elif kind == "codecs":
-                direction = "higher = more bits" if cls.higher_is_better else "lower = more bits"
-                extra = (f" [quality = {cls.quality_param}: {cls.quality_meaning or direction}; "
-                         f"gray {'native' if cls.native_gray else 'coded as RGB'}; needs {cls.requires or 'nothing'}]")
-            elif kind == "models" and cls.splits:
-                extra = f" [splits: {', '.join(cls.splits)}]"
-            click.echo(f"  {name}{extra}: {cls.summary}")
-            for param in cls.declared_params() if kind == "codecs" else cls.params:
-                click.echo(f"      {param.describe()}")
+    click.echo(render(listing_data(use_index=not no_index), what))
 
 
 @cli.command("eval")
@@ -381,23 +409,41 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def report(run_dir: Path) -> None:
-    """Redraw the plots and report.md of RUN_DIR from its results.csv."""
+    """Redraw the plots, report.md and report.html of RUN_DIR from its results.csv (and manifest.json)."""
     from privbench.cache import check_writable_folder
     from privbench.rate_plots import rate_plots
-    from privbench.report import load_results, load_samples, privacy_utility_plots, reconstruction_grid, write_report
+    from privbench.report import (
+        load_manifest,
+        load_results,
+        load_samples,
+        privacy_utility_plots,
+        reconstruction_grid,
+        write_report,
+    )
 
     # Every input is read and checked before the first file is written, and each file is replaced atomically:
     # a corrupt input changes nothing, a crash leaves each file either old or new.
     frame = load_results(run_dir / "results.csv")
     originals, samples = load_samples(run_dir)
+    manifest = load_manifest(run_dir)
+    # The config the run recorded: the manifest's, else config.yaml (runs before manifests), else a pointer.
+    config_text = "(see the original run)"
+    if manifest is not None and isinstance(manifest.get("config"), dict):
+        config_text = yaml.safe_dump(manifest["config"], sort_keys=False, allow_unicode=True)
+    elif (run_dir / "config.yaml").is_file():
+        try:
+            config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PrivbenchError(f"cannot read {run_dir / 'config.yaml'} ({getattr(exc, 'strerror', None) or exc})"
+                                 ) from None
     check_writable_folder(run_dir, "RUN_DIR")
     try:
         plots = privacy_utility_plots(frame, run_dir) + rate_plots(frame, run_dir)
         grid = reconstruction_grid(originals, samples, run_dir) if samples else None
-        write_report(frame, run_dir, "(see the original run)", plots, grid, [])
+        write_report(frame, run_dir, config_text, plots, grid, [], manifest=manifest)
     except OSError as exc:  # a full disk: the files written so far are whole, the others unchanged
         raise PrivbenchError(f"cannot write the report into {run_dir} ({exc.strerror or exc})") from None
-    click.echo(f"report -> {run_dir / 'report.md'}")
+    click.echo(f"report -> {run_dir / 'report.md'}, {run_dir / 'report.html'}")
 
 
 @cli.command()

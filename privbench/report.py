@@ -225,8 +225,105 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def report_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The report's tables in order, as (heading, what the table shows, table); empty ones are left out.
+
+    report.md and report.html both draw these, so the two pages always show the same tables.
+    """
+    tables = [("Results", "", summary_table(frame))]
+    costs = cost_table(frame)
+    if not costs.empty:
+        tables.append(("Edge cost", "Front + edge stages of each defended pipeline: parameters, multiply–"
+                       "accumulates per image (torch's FlopCounterMode: convolutions and matrix products; elementwise "
+                       "ops, pooling and normalization count zero), batch-1 latency and batched throughput on this "
+                       "run's device (one CPU thread).", costs))
+    seen = input_table(frame)
+    if not seen.empty:
+        tables.append(("The defended image itself", "For defenses that transform the image (x′ = D(x)): the "
+                       "privacy metrics of x′ against x with no inversion — what an observer of x′ learns, as papers "
+                       "003 and 004 score it (there, x′ is what crosses the network) — and the defense's own "
+                       "diagnostics.", seen))
+    return tables
+
+
+#: what the report says for a manifest key the run did not record
+NOT_RECORDED = "not recorded"
+
+
+def _recorded(manifest: dict, key: str):
+    value = manifest.get(key)
+    return None if value is None or value == "" else value
+
+
+def _seconds(value) -> str:
+    return f"{float(value):.1f} s" if isinstance(value, int | float) else str(value)
+
+
+def manifest_facts(manifest: dict) -> list[tuple[str, str, bool]]:
+    """The run manifest as (label, text, is_code) lines, "not recorded" for each missing key: report.md and
+    report.html list the same facts. ``is_code`` marks identifiers (hashes, SHAs) shown in code type."""
+
+    def text(key: str, render=str) -> str:
+        value = _recorded(manifest, key)
+        return NOT_RECORDED if value is None else render(value)
+
+    grid = _recorded(manifest, "grid")
+    if isinstance(grid, dict):
+        parts = {k: grid.get(k, NOT_RECORDED) for k in ("points", "evaluated", "resumed")}
+        grid_text = f"{parts['points']} points ({parts['evaluated']} evaluated, {parts['resumed']} resumed from the cache)"
+    else:
+        grid_text = NOT_RECORDED if grid is None else str(grid)
+    executor = text("executor")
+    jobs = _recorded(manifest, "jobs")
+    if jobs is not None:
+        executor += f", {jobs} job{'s' if jobs != 1 else ''}"
+    versions = _recorded(manifest, "versions")
+    if isinstance(versions, dict) and versions:
+        versions_text = "; ".join(f"{k} {v}" for k, v in versions.items())
+    else:
+        versions_text = NOT_RECORDED if not versions else str(versions)
+    seeds = text("seeds", lambda v: ", ".join(str(s) for s in v) if isinstance(v, list) else str(v))
+    return [("name", text("name"), False), ("config hash", text("config_hash"), True), ("seeds", seeds, False),
+            ("grid", grid_text, False), ("executor", executor, False), ("git SHA", text("git_sha"), True),
+            ("versions", versions_text, False), ("started", text("started"), False),
+            ("finished", text("finished"), False), ("wall time", text("wall_seconds", _seconds), False)]
+
+
+def stage_table(manifest: dict) -> pd.DataFrame:
+    """Time per stage of the run (stage, seconds, share of the wall time); empty when no stages were recorded.
+
+    The share is of ``wall_seconds`` when recorded, else of the stages' sum; with parallel workers the stages
+    can add up to more than the wall time.
+    """
+    stages = [s for s in (_recorded(manifest, "stages") or []) if isinstance(s, dict)]
+    if not stages:
+        return pd.DataFrame()
+    seconds = [float(s["seconds"]) if isinstance(s.get("seconds"), int | float) else float("nan") for s in stages]
+    wall = _recorded(manifest, "wall_seconds")
+    total = float(wall) if isinstance(wall, int | float) and wall > 0 else sum(x for x in seconds if x == x)
+    share = [f"{100 * x / total:.0f}%" if total > 0 and x == x else "" for x in seconds]
+    return pd.DataFrame({"stage": [str(s.get("stage", "")) for s in stages], "seconds": seconds,
+                         "share of wall" if isinstance(wall, int | float) and wall > 0 else "share": share})
+
+
+def manifest_markdown(manifest: dict) -> list[str]:
+    """The "Run manifest" section of report.md."""
+    lines = ["## Run manifest", ""]
+    for label, text, code in manifest_facts(manifest):
+        lines.append(f"- {label}: `{text}`" if code and text != NOT_RECORDED else f"- {label}: {text}")
+    stages = stage_table(manifest)
+    if stages.empty:
+        return lines + [f"- time per stage: {NOT_RECORDED}", ""]
+    return lines + ["", "Time per stage:", "", markdown_table(stages), ""]
+
+
 def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: list[Path], grid: Path | None,
-                 notes: list[str]) -> Path:
+                 notes: list[str], *, manifest: dict | None = None) -> Path:
+    """Write ``out_dir/report.md`` and, beside it, the self-contained ``report.html`` of the same run
+    (:func:`privbench.html_report.write_html`); ``manifest`` is the run's manifest.json mapping, None for a run
+    that has none. Returns the path of report.md."""
+    from privbench.html_report import write_html
+
     first = frame.iloc[0] if len(frame) else None
     lines = ["# privbench report", ""]
     if first is not None:
@@ -238,26 +335,18 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
               "(adaptive attacker). Utility is the defended pipeline's task score.", ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Results", "", markdown_table(summary_table(frame)), ""]
-    costs = cost_table(frame)
-    if not costs.empty:
-        lines += ["## Edge cost", "", "Front + edge stages of each defended pipeline: parameters, multiply–"
-                  "accumulates per image (torch's FlopCounterMode: convolutions and matrix products; elementwise "
-                  "ops, pooling and normalization count zero), batch-1 latency and batched throughput on this "
-                  "run's device (one CPU thread).", "", markdown_table(costs), ""]
-    seen = input_table(frame)
-    if not seen.empty:
-        lines += ["## The defended image itself", "", "For defenses that transform the image (x′ = D(x)): the "
-                  "privacy metrics of x′ against x with no inversion — what an observer of x′ learns, as papers 003 "
-                  "and 004 score it (there, x′ is what crosses the network) — and the defense's own diagnostics.",
-                  "", markdown_table(seen), ""]
+    for heading, intro, table in report_tables(frame):
+        lines += [f"## {heading}", ""] + ([intro, ""] if intro else []) + [markdown_table(table), ""]
     if plots or grid:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
         if grid:
             lines.append(f"![reconstructions]({grid.name})")
         lines.append("")
+    if manifest is not None:
+        lines += manifest_markdown(manifest)
     lines += ["## Configuration", "", "```yaml", config_text.strip(), "```", ""]
     path = out_dir / "report.md"
+    write_html(frame, out_dir, manifest, plots, grid, notes, config_text=config_text)
     atomic_write_text(path, "\n".join(lines))
     return path
 
@@ -310,6 +399,51 @@ def load_samples(out_dir: Path) -> tuple[dict[str, torch.Tensor], dict[tuple[str
             raise refuse(f"the reconstructions of {key} do not match the originals")
         samples[label] = recon
     return originals, samples
+
+
+#: manifest.json keys the report reads, with the JSON types each may have (every key is optional; null = missing)
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "config_hash": (str,), "config": (dict,), "seeds": (list,), "grid": (dict,), "executor": (str,),
+    "jobs": (int,), "git_sha": (str,), "versions": (dict,), "started": (str,), "finished": (str,),
+    "wall_seconds": (int, float), "stages": (list,)}
+
+
+def load_manifest(run_dir: Path) -> dict | None:
+    """``RUN_DIR/manifest.json`` (None when there is none: a run made before privbench wrote one).
+
+    A file that is not a JSON object, or whose known keys do not have the types privbench writes, is one
+    :class:`PrivbenchError` line: the report would otherwise show wrong or garbled facts about the run.
+    """
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return None
+
+    def refuse(why: str) -> PrivbenchError:
+        return PrivbenchError(f"{path} is not a privbench run manifest ({why}); delete it to redraw the report "
+                              "without the manifest, or run the benchmark again")
+
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PrivbenchError(f"cannot read {path} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise refuse("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise refuse(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(manifest, dict):
+        raise refuse(f"a JSON {type(manifest).__name__}, not an object")
+    for key, types in MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        # bool is an int in Python, never a count or a duration in a manifest
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise refuse(f"'{key}' is a {type(value).__name__}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in manifest.get("seeds") or []):
+        raise refuse("'seeds' is not a list of integers")
+    for stage in manifest.get("stages") or []:
+        if not isinstance(stage, dict) or not isinstance(stage.get("stage"), str) \
+                or not isinstance(stage.get("seconds"), int | float) or isinstance(stage.get("seconds"), bool):
+            raise refuse("a 'stages' entry is not {\"stage\": name, \"seconds\": number}")
+    return manifest
 
 
 #: the columns the report reads (older tables without the newer columns still redraw)
