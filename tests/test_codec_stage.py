@@ -21,8 +21,8 @@ from privbench.config import load_config
 from privbench.errors import PrivbenchError
 from privbench.registry import CODECS, DEFENSES
 from privbench.runner import Benchmark
-from privbench.sweep import run_benchmark
 from privbench.setting import Setting
+from privbench.sweep import run_benchmark
 
 load_components()
 

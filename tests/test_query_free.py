@@ -131,7 +131,7 @@ def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
     from privbench.cache import Cache
     from privbench.config import load_config
     from privbench.runner import Benchmark
-from privbench.sweep import run_benchmark
+    from privbench.sweep import run_benchmark
 
     data = reduced(attacks=[{"name": "fora", "params": {"epochs": 2, "warmup_epochs": 1, "decoder_epochs": 1}}],
                    defenses=[{"name": "noise", "params": {"placement": "features"}, "strengths": [0.5]}],
