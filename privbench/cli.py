@@ -609,6 +609,60 @@ def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool,
     click.echo(f"{len(table)} rows ({len(chosen)} seeds) -> {out_path} ({time.perf_counter() - started:.1f}s)")
 
 
+@cli.group("cache")
+def cache_group() -> None:
+    """Show or prune the cache (datasets, task models, fitted defenses and attackers, finished points)."""
+
+
+_CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                          help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
+
+
+@cache_group.command("show")
+@_CACHE_DIR
+def cache_show(cache_dir) -> None:
+    """Entries per kind, their size and age."""
+    import datetime
+
+    from privbench.cache import Cache
+
+    cache = Cache(cache_dir)
+    rows = cache.summary()
+    click.echo(f"cache {cache.root}")
+    if not rows:
+        click.echo("  (empty)")
+        return
+
+    def day(t: float) -> str:
+        return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+    for row in rows:
+        click.echo(f"  {row['kind']:<16} {row['entries']:>6} entries {row['bytes'] / 1e6:>10.1f} MB  "
+                   f"{day(row['oldest'])} .. {day(row['newest'])}")
+    click.echo(f"  {'total':<16} {sum(r['entries'] for r in rows):>6} entries "
+               f"{sum(r['bytes'] for r in rows) / 1e6:>10.1f} MB")
+
+
+@cache_group.command("prune")
+@_CACHE_DIR
+@click.option("--kind", "kinds", multiple=True, help="only entries of this kind (repeatable; see `cache show`)")
+@click.option("--older-than", type=click.FloatRange(0.0), default=None, metavar="DAYS",
+              help="only entries last written more than DAYS days ago")
+@click.option("--all", "everything", is_flag=True, help="every entry (needed when neither --kind nor --older-than)")
+@click.option("--dry-run", is_flag=True, help="count what would be deleted; delete nothing")
+def cache_prune(cache_dir, kinds, older_than, everything: bool, dry_run: bool) -> None:
+    """Delete cache entries (and left-over temporary and lock files). Do not prune while a run uses the cache."""
+    from privbench.cache import Cache
+
+    if not (kinds or older_than is not None or everything):
+        raise PrivbenchError("cache prune: say what to delete: --kind KIND, --older-than DAYS or --all")
+    cache = Cache(cache_dir)
+    files, freed = cache.prune(set(kinds) if kinds else None,
+                               older_than * 86400 if older_than is not None else None, dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {files} files ({freed / 1e6:.1f} MB) from {cache.root}")
+
+
 INTERRUPTED = ("privbench: interrupted; finished grid points are in the cache, so the same command resumes where "
                "this one stopped")
 

@@ -137,3 +137,21 @@ def test_jobs_2_and_ray_give_the_serial_table(tmp_path, local_ray):
         assert manifest["executor"] == {"jobs": "processes", "ray": "ray"}[name]
     # shared artifacts are trained once: one task model per seed in the cache that two workers wrote
     assert len(list((tmp_path / "jobs-cache" / "task-model").glob("*.pt"))) == 2
+
+
+def test_cache_show_and_prune(tmp_path, capsys):
+    from privbench.cache import Cache
+    from privbench.cli import main
+
+    cache = Cache(tmp_path / "cache")
+    cache.save("point", {"a": 1}, {"rows": []})
+    cache.get_or_create("data", {"b": 2}, lambda: [1, 2, 3])
+    main(["cache", "show", "--cache-dir", str(tmp_path / "cache")])
+    out = capsys.readouterr().out
+    assert "point" in out and "data" in out and "2 entries" in out
+    with pytest.raises(SystemExit) as refused:
+        main(["cache", "prune", "--cache-dir", str(tmp_path / "cache")])
+    assert refused.value.code == 2 and "say what to delete" in capsys.readouterr().err
+    main(["cache", "prune", "--kind", "point", "--cache-dir", str(tmp_path / "cache")])
+    assert "deleted 1 files" in capsys.readouterr().out
+    assert not cache.has("point", {"a": 1}) and cache.has("data", {"b": 2})
