@@ -82,6 +82,9 @@ class Journal:
     def start(self, finished: dict[str, dict[str, Any]], annotate) -> None:
         """Open the journal for appending; ``results.csv`` is rewritten from the ``finished`` points first, so it
         holds each journal row exactly once (``annotate`` adds the run's columns to a row)."""
+        if not finished:  # nothing to resume: the folder appears with the first finished point
+            self.remove()
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         rows = [annotate(row) for entry in finished.values() for row in entry["rows"]]
         atomic_write_text(self.folder / "results.csv", _csv_text(rows, header=True))
@@ -90,6 +93,9 @@ class Journal:
                annotate) -> dict[str, Any]:
         """Record one finished point; returns its entry as :meth:`finished` would read it back (rows through JSON,
         so a point's rows are the same objects whether it finished in this run or an earlier one)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "results.csv").is_file():
+            atomic_write_text(self.folder / "results.csv", _csv_text([], header=True))
         if samples:
             atomic_torch_save(samples, self.folder / "samples" / f"{point_id}.pt")
         line = json.dumps({"point": point_id, "rows": rows, "notes": notes}, separators=(",", ":")) + "\n"
