@@ -66,6 +66,7 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
     import json
 
     from privbench.cache import Cache, atomic_write_text, check_writable_folder, replace_folder
+    from privbench.html_report import write_html
     from privbench.journal import Journal
     from privbench.rate_plots import rate_plots
     from privbench.report import privacy_utility_plots, reconstruction_grid, save_samples, write_report
@@ -98,6 +99,7 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
         manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1, default=str) + "\n")
         write_report(output.frame, folder, config_text, plots, grid, output.notes, manifest=manifest)
+        write_html(output.frame, folder, manifest, plots, grid, output.notes, config_text=config_text)
 
     replace_folder(run_dir, build)
     journal.remove()
@@ -411,6 +413,7 @@ def eval_command(metric_name, metric_params, run_dir, recon_dir, orig_dir, label
 def report(run_dir: Path) -> None:
     """Redraw the plots, report.md and report.html of RUN_DIR from its results.csv (and manifest.json)."""
     from privbench.cache import check_writable_folder
+    from privbench.html_report import write_html
     from privbench.rate_plots import rate_plots
     from privbench.report import (
         load_manifest,
@@ -441,6 +444,7 @@ def report(run_dir: Path) -> None:
         plots = privacy_utility_plots(frame, run_dir) + rate_plots(frame, run_dir)
         grid = reconstruction_grid(originals, samples, run_dir) if samples else None
         write_report(frame, run_dir, config_text, plots, grid, [], manifest=manifest)
+        write_html(frame, run_dir, manifest, plots, grid, [], config_text=config_text)
     except OSError as exc:  # a full disk: the files written so far are whole, the others unchanged
         raise PrivbenchError(f"cannot write the report into {run_dir} ({exc.strerror or exc})") from None
     click.echo(f"report -> {run_dir / 'report.md'}, {run_dir / 'report.html'}")

@@ -319,11 +319,9 @@ def manifest_markdown(manifest: dict) -> list[str]:
 
 def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: list[Path], grid: Path | None,
                  notes: list[str], *, manifest: dict | None = None) -> Path:
-    """Write ``out_dir/report.md`` and, beside it, the self-contained ``report.html`` of the same run
-    (:func:`privbench.html_report.write_html`); ``manifest`` is the run's manifest.json mapping, None for a run
-    that has none. Returns the path of report.md."""
-    from privbench.html_report import write_html
-
+    """Write ``out_dir/report.md``; ``manifest`` is the run's manifest.json mapping, None for a run that has none.
+    Returns the path of report.md. (The command line writes the self-contained ``report.html`` of the same run
+    beside it: :func:`privbench.html_report.write_html`.)"""
     first = frame.iloc[0] if len(frame) else None
     lines = ["# privbench report", ""]
     if first is not None:
@@ -346,7 +344,6 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
         lines += manifest_markdown(manifest)
     lines += ["## Configuration", "", "```yaml", config_text.strip(), "```", ""]
     path = out_dir / "report.md"
-    write_html(frame, out_dir, manifest, plots, grid, notes, config_text=config_text)
     atomic_write_text(path, "\n".join(lines))
     return path
 
