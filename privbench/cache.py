@@ -227,21 +227,16 @@ class Cache:
         """Return the cached value for ``spec`` or compute, store and return it (under the entry's lock, looking
         again once it is held: another process may have stored it meanwhile)."""
         entry = self.load(kind, spec)
-        if entry is None and self.enabled:
-            with self.locked(kind, spec):
+        if not (isinstance(entry, dict) and "value" in entry):
+            with self.locked(kind, spec):  # a no-op when the cache is disabled (load is then always a miss)
                 entry = self.load(kind, spec)
                 if not (isinstance(entry, dict) and "value" in entry):
                     self.misses += 1
                     value = create()
                     self.save(kind, spec, encode(value))
                     return value
-        if entry is not None and isinstance(entry, dict) and "value" in entry:
-            self.hits += 1
-            return decode(entry["value"])
-        self.misses += 1
-        value = create()
-        self.save(kind, spec, encode(value))
-        return value
+        self.hits += 1
+        return decode(entry["value"])
 
     def has(self, kind: str, spec: Mapping[str, Any]) -> bool:
         """Whether an entry exists (without loading it; ``--dry-run``)."""

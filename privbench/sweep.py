@@ -131,8 +131,7 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
             continue
         rows += [annotate(row) for row in entry["rows"]]
         for note in entry["notes"]:
-            note = f"[{point.group_label}] {note}" if grouped and not note.startswith("WARNING: ") else (
-                f"WARNING: [{point.group_label}] {note.removeprefix('WARNING: ')}" if grouped else note)
+            note = _in_group(note, point.group_label) if grouped else note
             if note not in notes:
                 notes.append(note)
         if point.attack is not None and entry["samples"]:
@@ -146,6 +145,12 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     manifest = _manifest(grid, executor, points, status, seconds, started, expanded, time.perf_counter() - clock,
                          grouped)
     return RunOutput(frame, samples, originals, notes, failures, manifest)
+
+
+def _in_group(note: str, group: str) -> str:
+    """``note`` naming the (model, split, seed) group it comes from; a warning stays a warning."""
+    text = f"[{group}] {note.removeprefix('WARNING: ')}"
+    return f"WARNING: {text}" if note.startswith("WARNING: ") else text
 
 
 def _stage(point: GridPoint) -> str:
