@@ -1,43 +1,35 @@
-"""Attack × split-depth table on the embedded synthetic data, no defense (issues 3 and 15, "Must show").
+"""Attack × split-depth table on the embedded synthetic data, no defense (issues 3, 15 and 16, "Must show").
 
 Reproduces the shape of He, Zhang & Lee's (ACSAC 2019) Table 6: reconstruction PSNR / SSIM of the white-box
 (rMLE), black-box (inverse network) and query-free (shadow model; FORA's distribution-matched substitute) attacks
 as the split moves deeper, and face-id on the reconstructed faces. Their orderings are the point: deeper split →
 lower PSNR; query-free weakest; the inverse network competitive with rMLE.
 
-The task model is trained once (cached in ``--cache-dir``; the cache key does not include the split) and cut at
-every split; every attack runs through the engine (:meth:`privbench.runner.Benchmark.point`: the same attacker
-views, caches and metrics as ``privbench run``). Prints a markdown table for the README, He et al.'s CIFAR-10
-numbers beside it.
+The sweep is the shipped ``attack-table`` preset (``presets/attack-table.yaml``: a list of splits, the shadow model
+twice — at its defaults and, labelled ``shadow-he``, at He et al.'s settings), run by the engine like
+``privbench run attack-table`` (same caches; ``--jobs`` / ``--executor`` as there). This script only formats the
+rows as a markdown table for the README, He et al.'s CIFAR-10 numbers beside it.
 
-    .venv/bin/python benchmarks/attack_table.py [--cache-dir DIR] [--splits conv11,relu12,relu22,relu32]
+    .venv/bin/python benchmarks/attack_table.py [--cache-dir DIR] [--splits conv11,relu12,relu22,relu32] [--jobs N]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import time
 
 import pandas as pd
 import torch
-from torch import nn
 
+from privbench import presets
 from privbench.cache import Cache, default_cache_dir
-from privbench.config import ComponentConfig, load_config
+from privbench.components import load_components
+from privbench.config import load_grid
+from privbench.executors import make_executor
 from privbench.registry import ATTACKS, METRICS
-from privbench.split import SplitModel
+from privbench.sweep import run_benchmark
 
-#: (row label, attack, params): every attack at its registered defaults, plus He et al.'s own shadow settings
-ATTACKS_IN_TABLE = (
-    ("rmle", "rmle", {}),
-    ("inverse-net", "inverse-net", {}),
-    ("shadow", "shadow", {}),
-    ("shadow, He et al.'s settings", "shadow",
-     {"epochs": 50, "lr": 1e-3, "batch_size": 32, "schedule": "halve-10", "rmle_iterations": 500, "rmle_lr": 0.1,
-      "rmle_lambda_tv": 2.0, "rmle_init": "mean"}),
-    ("fora", "fora", {}),
-)
+PRESET = "attack-table"
 
 #: He et al. 2019 Table 6 (CIFAR-10, their net): PSNR / SSIM at conv11, ReLU22, ReLU32
 HE_ET_AL = {
@@ -47,107 +39,76 @@ HE_ET_AL = {
 }
 
 
-def table_config(size: int, seed: int, epochs: int, lr: float, batch_size: int, augment_blur: float,
-                 split: str = "relu22") -> dict:
-    """The embedded default benchmark's data and task model (fewer probes), at ``size``×``size``, no defense
-    (the data generation and training run through the engine, so they are cached)."""
-    def ds(name: str, **params) -> dict:
-        return {"name": name, "params": {**params, "size": size}}
+def baseline(grid, cache: Cache) -> str:
+    """PSNR / SSIM / face-id of an adversary who sees nothing: the mean of its own images for every probe (the
+    same at every depth; its face-id is chance, one identity for every face)."""
+    from privbench.grid import engine_for
 
-    return {
-        "name": "attack-table", "seed": seed, "device": "cpu",
-        "model": {"name": "vgg-small", "params": {"width": 8, "fc_width": 128}, "split": split,
-                  "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment_blur": augment_blur},
-        "task": {"train": ds("synth-scenes", subset="train", n=2000),
-                 "test": ds("synth-scenes", subset="test", n=500)},
-        "attacker_data": [ds("synth-scenes", subset="attacker", n=500),
-                          ds("synth-faces", subset="attacker", identities=100, per_identity=3),
-                          ds("synth-plates", subset="attacker", n=300),
-                          ds("synth-pedestrians", subset="attacker", n=300)],
-        "probes": [ds("synth-faces", subset="test", identities=10, per_identity=2),
-                   ds("synth-plates", subset="test", n=20),
-                   ds("synth-pedestrians", subset="test", n=20)],
-        "defenses": [{"name": "none"}],
-        # (the table fits its attacks one by one through Benchmark.point; the config lists each name once)
-        "attacks": [{"name": name} for name in dict.fromkeys(name for _, name, _ in ATTACKS_IN_TABLE)],
-        "metrics": ["psnr", "ssim", "face-id"],
-    }
-
-
-def cut(model: SplitModel, split: str, spec) -> SplitModel:
-    """The same trained network, cut at ``split``."""
-    children = list(model.front.named_children()) + list(model.back.named_children())
-    network = nn.Sequential(collections.OrderedDict(children))
-    return spec.split_model(network, split, model.num_classes, model.input_shape)
+    group = grid.groups[0]
+    bench = engine_for(group, cache)
+    data, _, _ = bench.attacker_images
+    probes = torch.cat([p.floats() for p in bench.probes])
+    guess = data.mean(dim=0, keepdim=True).expand_as(probes)
+    psnr, ssim = METRICS.create("psnr"), METRICS.create("ssim")
+    identities = group.probes[0].params["identities"]
+    return (f"{psnr.per_image(probes, guess).mean().item():.2f} / {ssim.per_image(probes, guess).mean().item():.3f}"
+            f" / {1 / identities:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", default=str(default_cache_dir()))
-    parser.add_argument("--size", type=int, default=32, help="image size (multiple of 8)")
-    parser.add_argument("--splits", default="conv11,relu12,relu22,relu32")
-    parser.add_argument("--attacks", default="", help="comma-separated row labels (default: all)")
+    parser.add_argument("--splits", default="", help="comma-separated splits (default: the preset's)")
+    parser.add_argument("--attacks", default="", help="comma-separated attack labels (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
-    default_model = load_config().model
-    parser.add_argument("--epochs", type=int, default=default_model.epochs, help="task-model epochs "
-                        "(default: the embedded default config's)")
-    parser.add_argument("--lr", type=float, default=default_model.lr, help="task-model learning rate")
-    parser.add_argument("--batch-size", type=int, default=default_model.batch_size,
-                        help="task-model batch size")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default; 1 is "
-                        "faster on a machine busy with other jobs)")
+    parser.add_argument("--jobs", type=int, default=1, help="local worker processes (as `privbench run --jobs`)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per point")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    from privbench.runner import Benchmark
-
+    load_components()
+    data = yaml_preset()
+    if args.splits:
+        data["model"]["split"] = args.splits.split(",")
+    if args.attacks:
+        wanted = args.attacks.split(",")
+        data["attacks"] = [a for a in data["attacks"] if a.get("label", a["name"]) in wanted]
+    data["seed"] = args.seed
+    grid = load_grid(None, data)
+    cache = Cache(args.cache_dir)
     start = time.perf_counter()
-    splits = args.splits.split(",")
-    wanted = [a for a in ATTACKS_IN_TABLE if not args.attacks or a[0] in args.attacks.split(",")]
-    psnr, ssim = METRICS.create("psnr"), METRICS.create("ssim")
-    cells: dict[tuple[str, str], str] = {}
-    baseline = ""
-    for split in splits:
-        config = load_config(None, table_config(args.size, args.seed, args.epochs, args.lr, args.batch_size,
-                                                default_model.augment_blur, split))
-        bench = Benchmark(config, Cache(args.cache_dir), progress=False)
-        (setting,) = bench.settings()
-        if not baseline:
-            model = bench.model
-            accuracy = (model.predict(bench.task_test.floats()).argmax(1)
-                        == bench.task_test.labels["label"]).float().mean()
-            data, task_data, _ = bench.attacker_images
-            probes = torch.cat([p.floats() for p in bench.probes])
-            print(f"task model: {config.model.name} {config.model.params}, test accuracy {accuracy:.3f}; "
-                  f"{len(probes)} probe images {args.size}x{args.size} (faces, plates, pedestrians); attacker: "
-                  f"{len(data)} images ({len(task_data)} labelled task images)", flush=True)
-            # The guess of an adversary who sees nothing (the mean of its own images), the same at every depth;
-            # its face-id is chance, one identity for every face.
-            guess = data.mean(dim=0, keepdim=True).expand_as(probes)
-            identities = config.probes[0].params["identities"]
-            baseline = (f"{psnr.per_image(probes, guess).mean().item():.2f} / "
-                        f"{ssim.per_image(probes, guess).mean().item():.3f} / {1 / identities:.2f}")
-        for label, name, params in wanted:
-            t0 = time.perf_counter()
-            frame = pd.DataFrame(bench.point(setting, ComponentConfig(name, params)).rows)
-            p = frame[frame.metric == "psnr"].value.mean()
-            s = frame[frame.metric == "ssim"].value.mean()
-            face = frame[frame.metric == "face-id"].value.mean()
-            cells[(label, split)] = f"{p:.2f} / {s:.3f} / {face:.2f}"
-            print(f"  {split:7s} {label:30s} PSNR {p:6.2f} dB  SSIM {s:.3f}  face-id {face:.2f}  "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    executor = make_executor("processes" if args.jobs > 1 else "serial", jobs=args.jobs, threads=args.threads)
+    frame = run_benchmark(grid, cache, progress=True, executor=executor).frame
+    table(frame, grid, baseline(grid, cache))
+    print(f"\n(PSNR dB / SSIM / face-id; total {time.perf_counter() - start:.0f} s)")
 
+
+def yaml_preset() -> dict:
+    import yaml
+
+    return yaml.safe_load(presets.text(PRESET))
+
+
+def table(frame: pd.DataFrame, grid, no_attack: str) -> None:
+    splits = [g.model.split for g in grid.groups]
+    attacks = grid.groups[0].attacks
+    privacy = frame[frame["kind"] == "privacy"]
+    accuracy = frame[(frame["metric"] == "accuracy")]
+    if not accuracy.empty:
+        print("task accuracy: " + ", ".join(f"{v:.3f}" for v in accuracy["value"].unique()))
     print()
-    print("| attack (access) | " + " | ".join(f"{s}" for s in splits) + " |")
+    print("| attack (access) | " + " | ".join(splits) + " |")
     print("| --- | " + " | ".join("---" for _ in splits) + " |")
-    for label, name, _ in wanted:
-        access = ATTACKS.get(name).access.value
-        print(f"| {label} ({access}) | " + " | ".join(cells[(label, s)] for s in splits) + " |")
-    print("| no attack: mean image of the attacker's data | " + " | ".join(baseline for _ in splits) + " |")
+    for attack in attacks:
+        cells = []
+        for split in splits:
+            part = privacy[(privacy["attack"] == attack.column) & (privacy["split"] == split)]
+            mean = {m: part[part["metric"] == m]["value"].mean() for m in ("psnr", "ssim", "face-id")}
+            cells.append(f"{mean['psnr']:.2f} / {mean['ssim']:.3f} / {mean['face-id']:.2f}")
+        access = ATTACKS.get(attack.name).access.value
+        print(f"| {attack.column} ({access}) | " + " | ".join(cells) + " |")
+    print("| no attack: mean image of the attacker's data | " + " | ".join(no_attack for _ in splits) + " |")
     for name, row in HE_ET_AL.items():
         print(f"| He et al. CIFAR-10: {name} | " + " | ".join(row.get(s, "–") for s in splits) + " |")
-    print(f"\n(PSNR dB / SSIM / face-id; total {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def main() -> None:
                         "`privbench run CONFIG --cache-dir KEEP` is then warm)")
     args = parser.parse_args()
     path = args.config if args.config.endswith((".yaml", ".yml")) else \
-        str(Path(__file__).resolve().parents[1] / "privbench" / "configs" / f"{args.config}.yaml")
+        str(Path(__file__).resolve().parents[1] / "presets" / f"{args.config}.yaml")
     config = load_config(path)
     if not (args.primed / "task-model").exists():
         print(f"priming {args.primed} (one full run of {args.config}) ...")

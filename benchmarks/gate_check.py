@@ -20,7 +20,7 @@ from privbench.config import config_data, load_config
 from privbench.regress import compare, format_verdict, read_table
 from privbench.sweep import run_benchmark
 
-QUICK = Path(__file__).resolve().parents[1] / "privbench" / "configs" / "quick.yaml"
+QUICK = Path(__file__).resolve().parents[1] / "presets" / "quick.yaml"
 
 
 def weakened_defense(data: dict) -> dict:

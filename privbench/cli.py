@@ -129,18 +129,16 @@ MODEL_HELP = ("model name, or package.module:factory / path/to/file.py:factory f
 
 def resolve_config(config_file: str | None) -> str | None:
     """A config argument as a path: a bare name without a path or suffix (``quick``) that is not a file
-    names a shipped config, ``privbench/configs/<name>.yaml``; anything else is used as given."""
+    names a shipped preset, ``presets/<name>.yaml``; anything else is used as given."""
     if config_file is None or Path(config_file).exists() or Path(config_file).name != config_file \
             or Path(config_file).suffix:
         return config_file
-    import importlib.resources
+    from privbench import presets
 
-    shipped = importlib.resources.files("privbench").joinpath(f"configs/{config_file}.yaml")
-    if not shipped.is_file():
-        names = sorted(p.name.removesuffix(".yaml") for p in importlib.resources.files("privbench").joinpath(
-            "configs").iterdir() if p.name.endswith(".yaml"))
-        raise PrivbenchError(f"config '{config_file}' is neither a file nor a shipped config "
-                             f"(shipped: {', '.join(names)})")
+    shipped = presets.find(config_file)
+    if shipped is None:
+        raise PrivbenchError(f"config '{config_file}' is neither a file nor a shipped preset "
+                             f"(presets: {', '.join(presets.names())})")
     return str(shipped)
 
 

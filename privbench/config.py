@@ -8,7 +8,6 @@ with one clear line, before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import math
 import re
 from pathlib import Path
@@ -27,7 +26,10 @@ MODEL_KEYS = {"name", "params", "split", "epochs", "lr", "batch_size", "augment_
 DATASET_KEYS = {"name", "params"}
 DEFENSE_KEYS = {"name", "params", "strengths"}
 DEFENSE_FILE_KEYS = {"file"}
-ATTACK_KEYS = {"name", "params"}
+METRIC_KEYS = {"name", "params"}
+#: an attack may carry a ``label``: the name its rows carry in the ``attack`` column (default: its name), so one
+#: attack can appear twice with other params (``shadow`` at its defaults and at He et al.'s settings)
+ATTACK_KEYS = {"name", "params", "label"}
 CODEC_KEYS = {"name", "params", "qualities", "defenses"}
 #: the codec entry that means "no codec" (what crosses the network is sent as it is)
 NO_CODEC = "none"
@@ -37,9 +39,19 @@ NO_CODEC = "none"
 class ComponentConfig:
     name: str
     params: dict[str, Any]
+    #: what the rows call it (the ``attack`` column); ``None``: its name
+    label: str | None = None
+
+    @property
+    def column(self) -> str:
+        """The value of the component's result column: its label, else its name."""
+        return self.label or self.name
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params)}
+        out = {"name": self.name, "params": dict(self.params)}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +114,10 @@ class RunConfig:
 
 
 def default_config_text() -> str:
-    return importlib.resources.files("privbench").joinpath("configs/default.yaml").read_text()
+    """The embedded default benchmark's YAML (the ``default`` preset)."""
+    from privbench import presets
+
+    return presets.text(presets.DEFAULT)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -140,7 +155,10 @@ def _component(value: Any, where: str, registry, allowed: set[str] = DATASET_KEY
         raise PrivbenchError(f"config: '{where}' needs a 'name'")
     params = _params(value.get("params"), where)
     instance = registry.create(str(value["name"]), **params)  # validates names and values
-    return ComponentConfig(instance.name, dict(instance.params))
+    label = value.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip() or "," in label):
+        raise PrivbenchError(f"config: '{where}.label' must be a non-empty string without commas, got {label!r}")
+    return ComponentConfig(instance.name, dict(instance.params), label)
 
 
 def _params(value: Any, where: str) -> dict[str, Any]:
@@ -189,13 +207,13 @@ def run_name(value: Any) -> str:
     return name
 
 
-def _unique(items: list[Any], key, what: str) -> None:
+def _unique(items: list[Any], key, what: str, hint: str = "") -> None:
     """Refuse a repeated grid entry: its rows would be written twice under the same key columns."""
     seen: set[str] = set()
     for item in items:
         k = key(item)
         if k in seen:
-            raise PrivbenchError(f"config: {what} {k} is listed twice (each would write the same rows)")
+            raise PrivbenchError(f"config: {what} {k} is listed twice (each would write the same rows{hint})")
         seen.add(k)
 
 
@@ -347,12 +365,13 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
         codecs=codecs,
         attacks=tuple(_component(a, f"attacks[{i}]", ATTACKS, ATTACK_KEYS)
                       for i, a in enumerate(_list(data["attacks"], "attacks"))),
-        metrics=tuple(_component(m, f"metrics[{i}]", METRICS, ATTACK_KEYS)
+        metrics=tuple(_component(m, f"metrics[{i}]", METRICS, METRIC_KEYS)
                       for i, m in enumerate(_list(data["metrics"], "metrics"))),
         raw=data,
     )
-    # rows are keyed by component name (the attack and metric columns), so a name given twice is ambiguous
-    _unique(list(config.attacks), lambda a: f"'{a.name}'", "attack")
+    # rows are keyed by the attack column (an attack's label, else its name), so one given twice is ambiguous
+    _unique(list(config.attacks), lambda a: f"'{a.column}'", "attack",
+            "; give one of them a 'label'")
     # keyed by the rows' metric label: one metric twice with other params writes the same rows, unless its label
     # says the params (ap of two classes: ap-person, ap-car)
     _unique(list(config.metrics), lambda m: f"'{METRICS.create(m.name, **m.params).label}'", "metric")

@@ -110,7 +110,7 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
                     x, x_hat = crop(x), crop(x_hat)
                 inputs = PrivacyInputs(x, x_hat, images)
                 rows.append(_score(metric, inputs, bench.context, "cli", defense=defense.name,
-                                   strength=defense.strength, attack=attack_cfg.name, dataset=label))
+                                   strength=defense.strength, attack=attack_cfg.column, dataset=label))
     if not rows:
         names = ", ".join(bench.probe_name(i) for i in range(len(config.probes)))
         raise PrivbenchError(f"metric '{metric.name}' applies to none of the run's probe sets ({names})")

@@ -55,7 +55,7 @@ class GridPoint:
     @property
     def step(self) -> str:
         """How messages name the point: ``noise=1 / inverse-net`` (``noise=1 utility, rate and edge cost``)."""
-        return f"{self.setting} / {self.attack.name}" if self.attack else f"{self.setting} utility, rate and edge cost"
+        return f"{self.setting} / {self.attack.column}" if self.attack else f"{self.setting} utility, rate and edge cost"
 
     def label(self, grouped: bool) -> str:
         """:attr:`step`, prefixed with the model, split and seed when the grid has more than one of them."""

@@ -601,7 +601,13 @@ class Benchmark:
         return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": self.labels(setting),
                 "effective": setting.spec(), "attack": attack.spec(), "attacker_data": self.attacker_key,
                 "probes": self.probes_key, "metrics": [[m.name, m.params, m.version] for m in metrics],
-                "ci": self.config.ci_level, "version": __version__}
+                "ci": self.config.ci_level, "version": __version__, **self._label_key(attack_cfg)}
+
+    @staticmethod
+    def _label_key(attack_cfg: ComponentConfig) -> dict[str, str]:
+        """A labelled attack's rows carry its label, so the label is part of their key (absent when unlabelled,
+        which keeps the keys of existing caches)."""
+        return {} if attack_cfg.label is None else {"label": attack_cfg.label}
 
     def setting_key(self, item: Setting | Defense) -> dict[str, Any]:
         """The cache identity of a setting's own rows (:meth:`setting_rows`: utility, rate, edge cost, x′)."""
@@ -631,7 +637,7 @@ class Benchmark:
                     if isinstance(score, MetricUnavailable):
                         notes.append(f"{metric.name} on {label}: unavailable ({score})")
                         continue
-                    rows.append(self.row(setting, attack.name, label, metric.name, metric.side, score, 0.0))
+                    rows.append(self.row(setting, attack_cfg.column, label, metric.name, metric.side, score, 0.0))
             seconds = round(time.perf_counter() - start, 3)
             for row in rows:
                 row["seconds"] = seconds
@@ -641,7 +647,7 @@ class Benchmark:
         return PointOutput(value["rows"], value["samples"], value["notes"])
 
     def originals(self) -> dict[str, torch.Tensor]:
-        names = [self.probe_name(i) for i in range(len(self.probes_key))]
+        names = [self.probe_name(i) for i in range(len(self.config.probes))]
         key = {"probes": self.probes_key, "k": SAMPLES_PER_PROBE, "names": names}  # the names are the dict's keys
         return self.cache.get_or_create(
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()

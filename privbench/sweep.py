@@ -136,7 +136,7 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
                 notes.append(note)
         if point.attack is not None and entry["samples"]:
             setting = f"[{point.group_label}] {point.setting}" if grouped else point.setting
-            samples[(setting, point.attack.name)] = entry["samples"]
+            samples[(setting, point.attack.column)] = entry["samples"]
     notes += [f"FAILED: grid point {step}: {why}" for step, why in failures]
     frame = to_frame(rows)
     if any(len(g.attacks) > 1 for g in grid.groups) or (frame["attack"] == INTERCEPTED).any():
@@ -154,7 +154,7 @@ def _in_group(note: str, group: str) -> str:
 
 
 def _stage(point: GridPoint) -> str:
-    return "setting rows (utility, rate, edge cost, x′)" if point.attack is None else f"attack {point.attack.name}"
+    return "setting rows (utility, rate, edge cost, x′)" if point.attack is None else f"attack {point.attack.column}"
 
 
 def _manifest(grid: GridConfig, executor, points: list[GridPoint], status: dict[str, str],
@@ -186,7 +186,7 @@ def dry_run(config: GridConfig | RunConfig, cache: Cache, journal: Journal | Non
     points = expand(grid, cache)
     done = set(journal.finished()) if journal is not None else set()
     return pd.DataFrame([{"point": p.index, "model": p.model, "split": p.split, "seed": p.seed, "setting": p.setting,
-                          "attack": p.attack.name if p.attack else "(utility, rate, cost)",
+                          "attack": p.attack.column if p.attack else "(utility, rate, cost)",
                           "state": "finished" if p.id in done else "cached" if cache.has(p.kind, p.spec()) else "to run"}
                          for p in points])
 

@@ -214,7 +214,7 @@ def test_shipped_config_names_resolve(tmp_path, monkeypatch):
     (tmp_path / "quick").write_text("name: mine\n")
     assert resolve_config("quick") == "quick"  # a file of that name wins
     assert resolve_config("mine.yaml") == "mine.yaml"  # a path is used as given (and fails later if absent)
-    with pytest.raises(PrivbenchError, match="shipped: compression, default, detection, quick"):
+    with pytest.raises(PrivbenchError, match=r"presets: .*compression, default, detection, .*quick"):
         resolve_config("nosuch")
 
 
