@@ -45,12 +45,17 @@ from privbench.models.base import ModelSpec
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
 from privbench.results import base_row
 from privbench.setting import Setting
-from privbench.split import SplitModel
+from privbench.split import SplitModel, batches
 from privbench.tasks import Sanity, Task, get_task
 from privbench.threat import attacker_view
 
 #: how many images of each probe set are kept for the reconstruction grid
 SAMPLES_PER_PROBE = 3
+#: probe images observed and reconstructed together: each probe set streams through the defended pipeline and the
+#: attack in batches of this many, so a run's peak memory does not grow with its probe sets (issue 16; an rMLE
+#: over a whole set at once held every image's autograd graph). A set of this size or smaller is one batch, seeded
+#: as before batching; later batches draw their defense randomness from seeds of their own.
+EVAL_BATCH = 128
 #: bump when the engine changes in a way that invalidates cached grid points
 ENGINE_VERSION = 4  # 2: a pruned pipeline had shared (and overwritten) layers of the task model's back; 3: probe rows
 #   named #probe when the task test set has the same name (their cached rows carry the dataset label); 4: the
@@ -237,7 +242,13 @@ class Benchmark:
 
     @functools.cached_property
     def probes_key(self) -> list[dict[str, Any]]:
-        return [dataset_spec(p) for p in self.config.probes]
+        """The probe sets by content; with a set larger than :data:`EVAL_BATCH` also the batch size, since its
+        defense randomness is drawn batch by batch (a smaller set's key, and so its cache entries, predate
+        batching and are unchanged by it)."""
+        key = [dataset_spec(p) for p in self.config.probes]
+        if any(len(p) > EVAL_BATCH for p in self.probes):
+            key.append({"eval_batch": EVAL_BATCH})
+        return key
 
     @functools.cached_property
     def attacker_key(self) -> list[dict[str, Any]]:
@@ -585,9 +596,13 @@ class Benchmark:
             out = {}
             for i, probe in enumerate(self.probes):
                 name = self.probe_name(i)
-                seed_everything(derive_seed(self.seed, "observe", setting.spec(), name))
-                features = defended.features(probe.floats(self.device))
-                out[name] = to_uint8_images(fitted.reconstruct(features))
+                images = probe.floats()
+                parts = []
+                for b, part in enumerate(batches(len(images), EVAL_BATCH)):
+                    seed_everything(derive_seed(self.seed, "observe", setting.spec(), name, *([b] if b else [])))
+                    features = defended.features(images[part].to(self.device))
+                    parts.append(to_uint8_images(fitted.reconstruct(features)).cpu())
+                out[name] = torch.cat(parts)
             return out
 
         return self.cache.get_or_create("recon", key, compute)
