@@ -155,3 +155,56 @@ def test_cache_show_and_prune(tmp_path, capsys):
     main(["cache", "prune", "--kind", "point", "--cache-dir", str(tmp_path / "cache")])
     assert "deleted 1 files" in capsys.readouterr().out
     assert not cache.has("point", {"a": 1}) and cache.has("data", {"b": 2})
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (from /proc: each process's parent is the 4th field of its stat line)."""
+    parent_of = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while the table was read
+            continue
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parent_of.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; only its exit status waits to be read
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from /proc (Linux)")
+def test_sigterm_to_a_jobs_run_stops_its_workers_and_keeps_the_finished_points(tmp_path):
+    # rMLE points that would run for minutes: a worker left to finish its point would outlive the wait below
+    config = write_config(tmp_path / "grid.yaml", grid(rmle_iterations=100_000))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    journal = out / "grid.partial" / "points.jsonl"
+    process = subprocess.Popen([PRIVBENCH, "run", str(config), "--out", str(out), "--cache-dir", str(cache),
+                                "--quiet", "--jobs", "2", "--threads", "1"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None and not journal.is_file():
+            time.sleep(0.05)
+        assert process.poll() is None, "the run finished before it could be stopped"
+        workers = _descendants(process.pid)
+        assert len(workers) >= 2  # the two workers (and the pool's helpers)
+        process.send_signal(signal.SIGTERM)  # to the parent alone, as a scheduler stops a job
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130 and "interrupted" in stderr
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "a worker outlived the stopped run"
+        assert journal.is_file() and not (out / "grid").exists()  # what finished is kept for the resume
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
