@@ -37,7 +37,6 @@ import copy
 import math
 from typing import Any
 
-import piq
 import torch
 from torch import nn
 
@@ -93,6 +92,8 @@ class WarmupAdamW(torch.optim.AdamW):
 
 def ssim_similarity(x: torch.Tensor, x_prime: torch.Tensor) -> torch.Tensor:
     """Mean SSIM(x, x′) over the batch (eq. 3), images in [0, 1]; differentiable."""
+    import piq  # imported on use: it pulls in torchvision and torch._dynamo (~2.5 s at start-up)
+
     return piq.ssim(x, x_prime, data_range=1.0, kernel_size=SSIM_WINDOW, kernel_sigma=SSIM_SIGMA)
 
 

@@ -56,10 +56,10 @@ def as_grid(config: GridConfig | RunConfig) -> GridConfig:
 
 
 def versions() -> dict[str, str]:
-    import torchvision
+    from importlib.metadata import version  # not `import torchvision` (~2.5 s: it pulls in torch._dynamo)
 
     return {"privbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "platform": platform.platform(),
+            "torchvision": version("torchvision"), "platform": platform.platform(),
             "cpu": platform.processor() or platform.machine(), "threads": str(torch.get_num_threads())}
 
 
