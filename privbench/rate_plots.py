@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from privbench.cache import Cache
-from privbench.report import MARKERS, SETTING_COLUMNS, _digest, _png, _write_figure, plt, with_setting_keys
+from privbench.report import MARKERS, SETTING_COLUMNS, _digest, _png, _write_figure, pyplot, with_setting_keys
 
 #: privacy metrics drawn against the rate, when the run scored them
 RATE_PRIVACY_METRICS = ("psnr", "face-id", "plate", "par-ma")
@@ -98,7 +98,7 @@ def _draw(path: Path, points: pd.DataFrame, ylabel: str, title: str, cache: Cach
 
 def _figure(points: pd.DataFrame, ylabel: str, title: str) -> bytes:
     datasets = sorted(points["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.8 * len(datasets), 3.8), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(datasets), figsize=(4.8 * len(datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         part = points[points["dataset"] == dataset]
         for i, (curve, line) in enumerate(part.groupby("curve", sort=True)):
