@@ -14,6 +14,7 @@ from privbench.cache import Cache
 from privbench.cli import resolve_config
 from privbench.config import load_config, load_grid
 from privbench.errors import PrivbenchError
+from privbench.worst_case import WORST
 
 #: what issue 16 asks to ship: the quick default, detection, compression, and each paper's experiment
 EXPECTED = {"quick", "default", "compression", "detection", "attack-table", "autoencoder", "patrol",
@@ -61,6 +62,11 @@ def test_an_attack_given_twice_needs_a_label():
     for bad in ("", "a,b", 3):
         with pytest.raises(PrivbenchError, match="label"):
             load_config(None, {"attacks": [{"name": "rmle", "label": bad}]})
+    # a label that reads as another attack, or as the worst-case rows, is refused; its own name is allowed
+    for misleading in ("shadow", WORST):
+        with pytest.raises(PrivbenchError, match=f"label' '{misleading}' names another attack"):
+            load_config(None, {"attacks": [{"name": "rmle", "label": misleading}]})
+    assert load_config(None, {"attacks": [{"name": "rmle", "label": "rmle"}]}).attacks[0].column == "rmle"
 
 
 def test_a_label_only_renames_the_rows_of_an_attack(tmp_path):
