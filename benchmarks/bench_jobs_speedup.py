@@ -29,16 +29,11 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_cli_startup import privbench_command  # the installed script beside this Python
 
 PRESET = Path(__file__).resolve().parents[1] / "presets" / "quick.yaml"
 #: the warm-up's strength: outside every timed grid, so the warm-up caches no timed point
 WARMUP_STRENGTH = 9.0
-
-
-def privbench_command() -> list[str]:
-    """The installed console script beside this interpreter, else ``python -m privbench.cli``."""
-    beside = Path(sys.executable).parent / "privbench"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "privbench.cli"]
 
 
 def grid_config(strengths: list[float], name: str, inverse_epochs: int, rmle_iterations: int) -> dict:

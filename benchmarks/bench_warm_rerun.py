@@ -19,11 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def privbench_command() -> list[str]:
-    """The installed console script beside this interpreter, else ``python -m privbench.cli``."""
-    beside = Path(sys.executable).parent / "privbench"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "privbench.cli"]
+from bench_cli_startup import privbench_command  # the installed script beside this Python
 
 
 def main() -> None:
