@@ -19,6 +19,7 @@ from privbench.cache import canonical_json, spec_hash
 from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
+from privbench.worst_case import WORST
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
             "codecs", "attacks", "metrics"}
@@ -30,8 +31,6 @@ METRIC_KEYS = {"name", "params"}
 #: an attack may carry a ``label``: the name its rows carry in the ``attack`` column (default: its name), so one
 #: attack can appear twice with other params (``shadow`` at its defaults and at He et al.'s settings)
 ATTACK_KEYS = {"name", "params", "label"}
-#: the attack column of the worst-case rows (privbench.worst_case.WORST; not imported here, it pulls in pandas)
-WORST_LABEL = "worst"
 CODEC_KEYS = {"name", "params", "qualities", "defenses"}
 #: the codec entry that means "no codec" (what crosses the network is sent as it is)
 NO_CODEC = "none"
@@ -160,7 +159,7 @@ def _component(value: Any, where: str, registry, allowed: set[str] = DATASET_KEY
     label = value.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip() or "," in label):
         raise PrivbenchError(f"config: '{where}.label' must be a non-empty string without commas, got {label!r}")
-    if label is not None and label != instance.name and (label in registry or label == WORST_LABEL):
+    if label is not None and label != instance.name and (label in registry or label == WORST):
         raise PrivbenchError(f"config: '{where}.label' {label!r} names another {registry.kind} (or the worst-case "
                              f"rows): its rows would read as that one's; choose another label")
     return ComponentConfig(instance.name, dict(instance.params), label)
