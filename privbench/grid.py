@@ -80,13 +80,17 @@ class PointResult:
     misses: int = 0
 
 
-def expand(grid: GridConfig, cache: Cache) -> list[GridPoint]:
+def expand(grid: GridConfig, cache: Cache, require_codecs: bool = False) -> list[GridPoint]:
     """Every point of ``grid``, in grid order (group by group; in a group setting by setting, the setting's own
     rows then one point per attack). Each group's inputs are checked first (``Benchmark.check_inputs``: files,
-    recognizers, image sizes, saved defenses, codecs), so a bad grid fails before any point runs."""
+    recognizers, image sizes, saved defenses), so a bad grid fails before any point runs. A codec whose library
+    or binary this machine lacks fails the expansion only with ``require_codecs`` (a run); listing the grid
+    (``--dry-run``, a test of a preset) needs no codec binary: :func:`codec_problems` says what is missing."""
     points: list[GridPoint] = []
     for group in grid.groups:
         engine = engine_for(group, cache)
+        if require_codecs:
+            engine.require_codecs()
         for i, setting in enumerate(engine.grid_settings()):
             columns = canonical_json(setting.columns())
             common = dict(model=engine.model_spec.label, split=group.model.split, seed=group.seed,
@@ -121,9 +125,12 @@ def engine_for(group: RunConfig, cache: Cache):
     return engine
 
 
-def forget_engines() -> None:
-    """Drop this process's engines (a test that changes the code under a running process; memory)."""
-    _ENGINES.clear()
+def codec_problems(grid: GridConfig, cache: Cache) -> list[str]:
+    """Why codecs of ``grid`` cannot run on this machine (one line each, no repeats); empty when all can."""
+    found: list[str] = []
+    for group in grid.groups:
+        found += [p for p in engine_for(group, cache).codec_problems if p not in found]
+    return found
 
 
 def evaluate(point: GridPoint, cache: Cache) -> PointResult:

@@ -106,6 +106,9 @@ class Benchmark:
         self._coded: dict[str, SplitModel] = {}
         self._status: Callable[[str], None] | None = None
         self._checked: list[Setting] | None = None
+        #: why a codec of the grid cannot run here (its library or binary is missing), found by :meth:`check_inputs`;
+        #: listing or dry-running the grid only reports them, running it refuses them (:meth:`require_codecs`)
+        self.codec_problems: list[str] = []
         #: how many trained defenses this engine fitted (not loaded from the cache or a file)
         self.fits = 0
 
@@ -668,6 +671,12 @@ class Benchmark:
             "originals", key, lambda: {self.probe_name(i): p.images[:SAMPLES_PER_PROBE].clone()
                                        for i, p in enumerate(self.probes)})
 
+    def require_codecs(self) -> None:
+        """Refuse a grid whose codecs cannot run on this machine (before any compute)."""
+        self.grid_settings()
+        if self.codec_problems:
+            raise PrivbenchError(self.codec_problems[0])
+
     def grid_settings(self) -> list[Setting]:
         """The grid's settings, checked once (:meth:`check_inputs`) and kept: every grid point of this engine
         names its setting by its index here."""
@@ -697,12 +706,20 @@ class Benchmark:
                                      f"'{self.model_spec.label}' is a {task} model")
             defense.check_model(self.model_spec, self.config.model.split)
         settings = self.settings(defenses)
+        self.codec_problems = []
         checked_codecs: set[str] = set()
         for setting in settings:
             setting.check()
-            if setting.codec is not None and setting.codec.name not in checked_codecs:
-                setting.codec.check_available()
-                checked_codecs.add(setting.codec.name)
+            codec = setting.codec
+            which = codec and canonical_json([codec.name, {k: v for k, v in codec.params.items()
+                                                           if k != codec.quality_param}])
+            if codec is not None and which not in checked_codecs:
+                try:
+                    codec.check_available()
+                except PrivbenchError as exc:  # refused when the grid runs (require_codecs), not when it is listed
+                    if str(exc) not in self.codec_problems:
+                        self.codec_problems.append(str(exc))
+                checked_codecs.add(which)
         self.train_key, self.test_key, self.attacker_key  # noqa: B018 - computed for their checks
         for metric in self.metrics:
             if (check_probes := getattr(metric, "check_probes", None)) is not None:

@@ -78,7 +78,7 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     grid = as_grid(config)
     executor = executor or SerialExecutor()
     started, clock = _now(), time.perf_counter()
-    points = expand(grid, cache)
+    points = expand(grid, cache, require_codecs=True)
     ids = [p.id for p in points]
     if len(set(ids)) != len(ids):
         raise PrivbenchError("internal error: two grid points of this config have the same content key; please "

@@ -83,3 +83,18 @@ def test_a_label_only_renames_the_rows_of_an_attack(tmp_path):
     assert a.point_key(setting, plain.attacks[1]) != b.point_key(setting, labelled.attacks[0])
     assert {k: v for k, v in b.point_key(setting, labelled.attacks[0]).items() if k != "label"} \
         == a.point_key(setting, plain.attacks[1])
+
+
+def test_listing_a_grid_needs_no_codec_binary_but_running_it_does(tmp_path, monkeypatch):
+    """Parsing and expanding a preset whose codec needs ffmpeg works on a machine without ffmpeg (the missing binary
+    is reported, issue 28); a run of it is refused with one line before any compute."""
+    from privbench.grid import codec_problems, expand
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no ffmpeg (nor anything else) on PATH
+    grid = load_grid(resolve_config("compression"))
+    cache = Cache(tmp_path, enabled=False)
+    assert expand(grid, cache)
+    problems = codec_problems(grid, cache)
+    assert len(problems) == 1 and "ffmpeg is not on PATH" in problems[0]
+    with pytest.raises(PrivbenchError, match="codec 'hevc' backend=ffmpeg needs ffmpeg"):
+        expand(grid, cache, require_codecs=True)
