@@ -19,10 +19,11 @@ from torch import nn
 
 from privbench.data.base import ImageSet
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.progress import step
 from privbench.registry import METRICS
 
 #: bump when the classifier's training changes (part of its cache key)
-ATTACK_CLASSIFIER_VERSION = 1
+ATTACK_CLASSIFIER_VERSION = 2  # 2: trained at RECOGNIZER_SEED, not the run seed
 #: training images and epochs of the scene classifier (clean synthetic train subset)
 TRAIN_IMAGES = 2000
 EPOCHS = 10
@@ -32,18 +33,19 @@ def clean_classifier(probes: ImageSet, context: MetricContext) -> nn.Module:
     """A classifier for ``probes``' classes trained on the clean train subset of its family (cached), in eval
     mode on ``context.device``."""
     from privbench.recognizers import par
-    from privbench.recognizers.base import cached_training, training_data
+    from privbench.recognizers.base import RECOGNIZER_SEED, cached_training, training_data
 
     classes = len(probes.meta["classes"])
     dataset = training_data(probes, n=TRAIN_IMAGES, classes=classes)
-    spec = {"version": ATTACK_CLASSIFIER_VERSION, "data": dataset.spec(), "seed": context.seed,
+    spec = {"version": ATTACK_CLASSIFIER_VERSION, "data": dataset.spec(), "seed": RECOGNIZER_SEED,
             "hyper": [EPOCHS, par.BATCH, par.LR, par.WIDTH]}
 
     def train() -> nn.Module:
         data = dataset.load(context.cache)
-        return par.train_classifier(data.images, data.labels["label"], classes, multilabel=False,
-                                    seed=context.seed, epochs=EPOCHS, kind="attack-classifier", head="pool",
-                                    device=context.device)
+        with step(f"training the scene classifier of attack-acc ({probes.size[0]} px; once, then cached)"):
+            return par.train_classifier(data.images, data.labels["label"], classes, multilabel=False,
+                                        seed=RECOGNIZER_SEED, epochs=EPOCHS, kind="attack-classifier",
+                                        head="pool", device=context.device)
 
     network = par.SmallClassifier(classes, size=probes.size[0], head="pool")
     network.load_state_dict(cached_training(context.cache, "attack-classifier", spec, train,

@@ -33,10 +33,11 @@ from privbench.data.base import ImageSet
 from privbench.device import derive_seed
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score
+from privbench.progress import step
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in PAR model's training changes (part of its cache key)
-PAR_RECOGNIZER_VERSION = 1
+PAR_RECOGNIZER_VERSION = 2  # 2: trained at RECOGNIZER_SEED, not the run seed (shipped weights)
 ADAPT_LR = 1e-3
 
 
@@ -44,17 +45,19 @@ def clean_par_model(probes: ImageSet, context: MetricContext) -> tuple[nn.Module
     """The built-in PAR model for ``probes``' size, trained on clean synthetic pedestrians (cached), in eval
     mode on ``context.device``."""
     from privbench.recognizers import par
-    from privbench.recognizers.base import cached_training, training_data
+    from privbench.recognizers.base import RECOGNIZER_SEED, cached_training, training_data
 
     dataset = training_data(probes, n=par.TRAIN_IMAGES)
     attributes = int(probes.labels["attributes"].shape[1])
-    spec = {"version": PAR_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": context.seed,
+    spec = {"version": PAR_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": RECOGNIZER_SEED,
             "hyper": [par.EPOCHS, par.BATCH, par.LR, par.WIDTH]}
 
     def train() -> nn.Module:
         data = dataset.load(context.cache)
-        return par.train_classifier(data.images, data.labels["attributes"], attributes, multilabel=True,
-                                    seed=context.seed, device=context.device)
+        with step(f"training the pedestrian-attribute recognizer of par-ma ({probes.size[0]} px; once, then "
+                  f"cached)"):
+            return par.train_classifier(data.images, data.labels["attributes"], attributes, multilabel=True,
+                                        seed=RECOGNIZER_SEED, device=context.device)
 
     network = par.SmallClassifier(attributes, size=probes.size[0])
     network.load_state_dict(cached_training(context.cache, "par", spec, train, device=context.device))
@@ -129,10 +132,12 @@ class _ParMetric(Metric):
 
         def train() -> nn.Module:
             network = copy.deepcopy(start) if start is not None else None
-            return par.train_classifier(images, gt[train_idx], gt.shape[1], multilabel=True,
-                                        seed=context.seed, epochs=epochs, network=network, lr=lr,
-                                        kind="par-adapt", train_mode=freeze_batchnorm if network else None,
-                                        device=context.device)
+            what = "reconstructions" if adversary else "clean originals"
+            with step(f"training the attribute recognizer of par-ma on half of the {what} of {probes.name}"):
+                return par.train_classifier(images, gt[train_idx], gt.shape[1], multilabel=True,
+                                            seed=context.seed, epochs=epochs, network=network, lr=lr,
+                                            kind="par-adapt", train_mode=freeze_batchnorm if network else None,
+                                            device=context.device)
 
         network = par.SmallClassifier(gt.shape[1], size=int(recon.shape[-1]))
         network.load_state_dict(cached_training(context.cache, "par-adapt", key, train, device=context.device))

@@ -18,10 +18,11 @@ import torch
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Remedy, Score
+from privbench.progress import step
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in embedder's training changes (part of its cache key)
-FACE_RECOGNIZER_VERSION = 2
+FACE_RECOGNIZER_VERSION = 3  # 3: trained at RECOGNIZER_SEED, not the run seed (shipped weights)
 
 
 def gallery_probe_split(identities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,23 +55,24 @@ def builtin_embedder(probes: ImageSet, context: MetricContext,
     ``precision`` (auto / fp32 / bf16) is the training precision; it is part of the cache key.
     """
     from privbench.recognizers import face
-    from privbench.recognizers.base import cached_training, predict, training_data, training_precision
+    from privbench.recognizers.base import RECOGNIZER_SEED, cached_training, predict, training_data, training_precision
 
     dataset = training_data(probes, identities=face.TRAIN_IDENTITIES, per_identity=face.TRAIN_PER_IDENTITY)
     size = probes.size[0]
-    spec = {"version": FACE_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": context.seed,
+    spec = {"version": FACE_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": RECOGNIZER_SEED,
             "hyper": [face.EPOCHS, face.IDENTITIES_PER_BATCH, face.LR, face.SCALE, face.WIDTH, face.DIM,
                       face.EMA_DECAY, face.CROP_EIGHTHS]}
     resolved = training_precision(precision)
 
     def train() -> torch.nn.Module:
         data = dataset.load(context.cache)
-        return face.train_face_embedder(data.images, data.labels["label"], context.seed, precision=resolved,
-                                        device=context.device)
+        with step(f"training the face recognizer of face-id ({size} px faces; once, then cached)"):
+            return face.train_face_embedder(data.images, data.labels["label"], RECOGNIZER_SEED, precision=resolved,
+                                            device=context.device)
 
     network = face.FaceEmbedder(size)
     network.load_state_dict(cached_training(context.cache, "face", spec, train, device=context.device,
-                                            precision=resolved))
+                                            precision=precision))
     network.to(context.device).eval()
     return lambda images: predict(network, images, context.device)
 

@@ -30,28 +30,30 @@ from torch import nn
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Remedy, Score
+from privbench.progress import step
 from privbench.registry import METRICS, Param
 
 #: bump when the built-in recognizer's training changes (part of its cache key)
-PLATE_RECOGNIZER_VERSION = 1
+PLATE_RECOGNIZER_VERSION = 2  # 2: trained at RECOGNIZER_SEED, not the run seed (shipped weights)
 ADAPT_LR = 1e-3
 
 
 def builtin_recognizer(probes: ImageSet, context: MetricContext) -> tuple[nn.Module, str, dict]:
     """(network, alphabet, cache spec) of the built-in recognizer for ``probes``' size and plate length."""
     from privbench.recognizers import lpr
-    from privbench.recognizers.base import cached_training, training_data
+    from privbench.recognizers.base import RECOGNIZER_SEED, cached_training, training_data
 
     length = int(probes.meta.get("length") or max(len(t) for t in probes.labels["text"]))
     dataset = training_data(probes, n=lpr.TRAIN_PLATES, length=length)
     alphabet = str(probes.meta.get("alphabet", ""))
-    spec = {"version": PLATE_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": context.seed,
+    spec = {"version": PLATE_RECOGNIZER_VERSION, "data": dataset.spec(), "seed": RECOGNIZER_SEED,
             "alphabet": alphabet, "hyper": [lpr.EPOCHS, lpr.BATCH, lpr.LR, lpr.WIDTH]}
 
     def train() -> nn.Module:
         data = dataset.load(context.cache)
-        return lpr.train_small_lpr(data.images, data.labels["bbox"], data.labels["text"],
-                                   str(data.meta["alphabet"]), context.seed, device=context.device)
+        with step(f"training the plate reader of the plate metric ({probes.size[0]} px; once, then cached)"):
+            return lpr.train_small_lpr(data.images, data.labels["bbox"], data.labels["text"],
+                                       str(data.meta["alphabet"]), RECOGNIZER_SEED, device=context.device)
 
     network = lpr.SmallLPR(len(alphabet) + 1)
     network.load_state_dict(cached_training(context.cache, "lpr", spec, train, device=context.device))
@@ -115,9 +117,10 @@ class _PlateMetric(Metric):
             def fine_tune() -> nn.Module:
                 tuned = copy.deepcopy(network)
                 freeze_batchnorm(tuned)
-                return lpr.train_small_lpr(recon[tune], boxes[tune], [texts[i] for i in tune.tolist()],
-                                           alphabet, context.seed, epochs=epochs, network=tuned, lr=ADAPT_LR,
-                                           train_mode=freeze_batchnorm, device=context.device)
+                with step(f"adapting the plate reader to the reconstructions of {probes.name} ({epochs} epochs)"):
+                    return lpr.train_small_lpr(recon[tune], boxes[tune], [texts[i] for i in tune.tolist()],
+                                               alphabet, context.seed, epochs=epochs, network=tuned, lr=ADAPT_LR,
+                                               train_mode=freeze_batchnorm, device=context.device)
 
             network = copy.deepcopy(network)
             network.load_state_dict(cached_training(context.cache, "lpr-adapt", key, fine_tune,

@@ -22,6 +22,8 @@ step took 1.4–2.2× the fp32 time at AVX-512 without BF16 and 9–13× at AVX2
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import os
 import time
@@ -126,6 +128,13 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callab
     seconds; on a shared machine the CPU time is the better measure of the work).
     """
 
+    from privbench.recognizers.shipped import load_shipped, precision_requested
+
+    if not precision_requested(precision) and (shipped := load_shipped(kind, spec)) is not None:
+        return shipped
+    if _recorder is not None and _recorder.dry:
+        raise NotShipped(kind, spec)
+
     def create() -> dict[str, Any]:
         start, cpu = time.perf_counter(), time.process_time()
         network = train()
@@ -135,7 +144,55 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callab
 
     key = {"recognizer": kind, "precision": training_precision(precision), "threads": torch.get_num_threads(),
            "device": torch.device(device).type, **spec}
-    return cache.get_or_create("recognizer", key, create)["state"]
+    value = cache.get_or_create("recognizer", key, create)
+    if _recorder is not None:
+        _recorder.found.append(Trained(kind, spec, value["state"], training_precision(precision), value["seconds"]))
+    return value["state"]
+
+
+class NotShipped(Exception):
+    """Raised by :func:`cached_training` inside :func:`recording` with ``dry=True`` when a recognizer would be
+    trained: no weights ship for its spec and code."""
+
+    def __init__(self, kind: str, spec: dict[str, Any]) -> None:
+        super().__init__(f"no shipped {kind} recognizer for this spec and code")
+        self.kind, self.spec = kind, spec
+
+
+@dataclasses.dataclass
+class Trained:
+    kind: str
+    spec: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    precision: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class _Recorder:
+    dry: bool
+    found: list[Trained] = dataclasses.field(default_factory=list)
+
+
+_recorder: _Recorder | None = None
+
+
+@contextlib.contextmanager
+def recording(dry: bool = False):
+    """Collect every recognizer :func:`cached_training` trains or takes from the cache in this block (what
+    ``privbench build-recognizers`` ships); ``dry``: train nothing, raise :class:`NotShipped` instead."""
+    global _recorder
+    previous, _recorder = _recorder, _Recorder(dry)
+    try:
+        yield _recorder
+    finally:
+        _recorder = previous
+
+
+#: the seed every built-in recognizer of a synthetic family trains with: the recognizers are the evaluator's
+#: instruments, the same at every run seed (and shipped, :mod:`privbench.recognizers.shipped`), so seed-to-seed
+#: variation of a score is the pipeline's, not the instrument's
+RECOGNIZER_SEED = 0
 
 
 def training_seed(seed: int, kind: str) -> int:
