@@ -40,6 +40,7 @@ from privbench.attacks.rmle import BY_DEPTH, RMLE, resolve_settings, rmle_invert
 from privbench.errors import PrivbenchError
 from privbench.losses import RECONSTRUCTION_LOSSES, reconstruction_loss
 from privbench.models.decoders import DECODERS, build_decoder
+from privbench.progress import note
 from privbench.registry import ATTACKS, Param
 from privbench.split import batches
 from privbench.threat import Access, AttackerView, attacker_subset, subset_indices
@@ -235,9 +236,11 @@ class Shadow(Attack):
             raise PrivbenchError(f"{self.name}: the view carries no back model")
         torch.manual_seed(view.seed)
         self.shadow = self.build_shadow(view)
+        note("training the substitute front (the attacker's stand-in for the edge model)")
         self.fit_substitute(self.shadow, view)
         freeze(self.shadow)
         if self.params["then"] == "inverse-net":
+            note("training the decoder on the substitute front's features")
             torch.manual_seed(view.seed + 1)
             self.decoder = self.build_decoder(view)
             p = self.params

@@ -183,16 +183,17 @@ class Autoencoder(TrainedDefense):
         common = dict(batch_size=p["batch_size"])
         encoder.train()
         decoder.train()
-        context.say("autoencoder: stage 1 (task loss)")
+        context.say("stage 1: encoder and decoder on the task loss")
         train(len(images), [Update(ae_params, warm_start_loss, p["lr"])], epochs=p["epochs_ae"],
               seed=derive_seed(context.seed, "autoencoder-stage1"), **common)
         if recnet is not None and p["epochs_rec"] > 0:
-            context.say("autoencoder: stage 2 (RecNet)")
+            context.say("stage 2: training the reconstruction adversary (RecNet)")
             recnet.train()
             train(len(images), [Update(list(recnet.parameters()), recnet_loss, p["lr"])], epochs=p["epochs_rec"],
                   seed=derive_seed(context.seed, "autoencoder-stage2"), **common)
         if p["epochs_adv"] > 0:
-            context.say("autoencoder: stage 3 (adversarial)" if recnet is not None else "autoencoder: stage 3")
+            context.say("stage 3: adversarial training against RecNet" if recnet is not None
+                        else "stage 3: task and compressibility loss")
             updates = [Update(ae_params, autoencoder_loss, p["lr"])]
             if recnet is not None:
                 updates.insert(0, Update(list(recnet.parameters()), recnet_loss, p["lr"]))

@@ -35,6 +35,7 @@ from privbench.cache import Cache
 from privbench.data.base import ImageSet
 from privbench.errors import PrivbenchError, first_line
 from privbench.models.base import ModelSpec
+from privbench.progress import note
 from privbench.registry import Component, Param
 from privbench.split import SplitModel, Stage
 
@@ -72,8 +73,12 @@ class FitContext:
     progress: Callable[[str], None] | None = None
 
     def say(self, message: str) -> None:
+        """What the fit does now (its phase): to ``progress`` when given, else to the line of the step that
+        fits the defense (:func:`privbench.progress.note`)."""
         if self.progress is not None:
             self.progress(message)
+        else:
+            note(message)
 
     @property
     def targets(self):

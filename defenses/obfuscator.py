@@ -224,10 +224,11 @@ class Obfuscator(TrainedDefense):
         obfuscator.train()
         o_params = list(obfuscator.parameters())
         if p["epochs_warm"] > 0:
-            context.say("obfuscator: warm start (task loss + identity)")
+            context.say("warm start: task loss and closeness to the input")
             train(len(images), [Update(o_params, warm_loss, p["lr"], schedule="constant", optimizer=adamw)],
                   epochs=p["epochs_warm"], seed=derive_seed(context.seed, "obfuscator-warm"), **common)
-        context.say("obfuscator: adversarial stage" if deobfuscator is not None else "obfuscator: task loss")
+        context.say("adversarial training against the deobfuscator" if deobfuscator is not None
+                    else "training on the task loss")
         updates = [Update(o_params, obfuscator_loss, p["lr"], schedule="step", optimizer=adamw)]
         if deobfuscator is not None:
             deobfuscator.train()

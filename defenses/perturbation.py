@@ -208,7 +208,7 @@ class Perturbation(TrainedDefense):
         stage = self.generator(model).to(device)
         aux = None
         if self.uses_aux:
-            context.say("perturbation: auxiliary classifier")
+            context.say("training the auxiliary classifier (the adversary's recognizer)")
             aux = self.auxiliary(model, derive_seed(context.seed, "perturbation-aux-init")).to(device)
             fit_task(aux, images, labels, epochs=p["aux_epochs"], lr=p["aux_lr"], batch_size=p["batch_size"],
                      device=device, seed=derive_seed(context.seed, "perturbation-aux"), loss_fn=aux.task_loss)
@@ -236,7 +236,7 @@ class Perturbation(TrainedDefense):
         def optimizer(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
             return WarmupAdamW(params, lr, p["weight_decay"], warmup_steps)
 
-        context.say("perturbation: generator")
+        context.say("training the perturbation generator")
         stage.train()
         train(n, [Update(list(stage.parameters()), loss, p["lr"], schedule="cosine", optimizer=optimizer)],
               epochs=p["epochs"], batch_size=batch_size, seed=derive_seed(context.seed, "perturbation-generator"))

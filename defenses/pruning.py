@@ -295,11 +295,11 @@ class Pruning(TrainedDefense):
 
         def between_epochs(epoch: int) -> None:
             if surrogate is not None and (epoch + 1) % p["adv_every"] == 0 and epoch + 1 < p["epochs"]:
-                context.say(f"pruning: surrogate attacker (epoch {epoch + 2})")
+                context.say(f"retraining the surrogate attacker (before epoch {epoch + 2})")
                 train_surrogate(str(epoch + 1))
 
         if surrogate is not None:
-            context.say("pruning: surrogate attacker (epoch 1)")
+            context.say("training the surrogate attacker")
             train_surrogate("0")
         updates = [Update(theta, adversarial_loss, p["lr"])] if surrogate is not None else []
         if lipschitz_on:
@@ -307,7 +307,7 @@ class Pruning(TrainedDefense):
         if not updates:
             updates.append(Update(theta, mask_loss, p["lr"]))
         updates.append(Update(mask_params, mask_loss, p["mask_lr"], optimizer=make_fista))
-        context.say("pruning: masks, Lipschitz and adversarial training")
+        context.say("learning the channel masks (task, Lipschitz and adversarial terms)")
         masked.train()
         back.train()
         train(len(images), updates, epochs=p["epochs"], seed=derive_seed(context.seed, "pruning-train"),
@@ -318,7 +318,7 @@ class Pruning(TrainedDefense):
         kept = self.select_channels(masked, masks, budget)
         pruned_front, pruned_back = prune(fold_masks(masked), back, kept)
         if p["epochs_finetune"] > 0:
-            context.say("pruning: fine-tuning the pruned network")
+            context.say("fine-tuning the pruned network")
 
             def finetune_loss(idx: torch.Tensor) -> torch.Tensor:
                 x, y = batch(idx)

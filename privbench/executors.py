@@ -77,10 +77,16 @@ class SerialExecutor:
             torch.set_num_threads(before)
 
 
-def _worker_start(threads: int) -> None:
+def _worker_start(threads: int, lines=None) -> None:
+    """A worker's start: its torch threads; with ``lines`` (a queue), its long steps' lines go to the parent
+    (:class:`privbench.progress.Relay`; none when it inherited ``PRIVBENCH_QUIET=1``)."""
     import torch
 
     torch.set_num_threads(threads)
+    if lines is not None:
+        from privbench.progress import report_to
+
+        report_to(lines)
 
 
 def _worker_point(point: GridPoint, root: str, enabled: bool) -> PointResult | PointError:
@@ -112,13 +118,20 @@ class ProcessExecutor:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+        from privbench import progress
+
         context = multiprocessing.get_context("spawn")
+        # the workers' step lines come here and are shown under the run's bar (a worker never writes to it)
+        lines = context.Queue() if progress.enabled() else None
+        relay = progress.Relay(lines) if lines is not None else None
         pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(points))), mp_context=context,
-                                   initializer=_worker_start, initargs=(self.threads,))
+                                   initializer=_worker_start, initargs=(self.threads, lines))
         try:
             pending = {pool.submit(_worker_point, p, str(cache.root), cache.enabled): p for p in points}
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=progress.TICK if relay else None, return_when=FIRST_COMPLETED)
+                if relay is not None:
+                    relay.pump()
                 for future in done:
                     point = pending.pop(future)
                     try:
@@ -133,6 +146,9 @@ class ProcessExecutor:
                 process.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            if relay is not None:
+                relay.close()
         pool.shutdown(wait=True)
 
 

@@ -42,6 +42,7 @@ from privbench.device import derive_seed, resolve_device, seed_everything
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, Score, UtilityInputs
 from privbench.models.base import ModelSpec
+from privbench.progress import note, step
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
 from privbench.results import base_row
 from privbench.setting import Setting
@@ -323,7 +324,9 @@ class Benchmark:
 
         def fit() -> dict[str, Any]:
             self.fits += 1
-            return defense.fit(self.fit_context())
+            strength = f" ({defense.strength_param}={defense.strength:g})" if defense.strength_param else ""
+            with step(f"fitting the {defense.name} defense{strength}"):
+                return defense.fit(self.fit_context())
 
         return self.cache.get_or_create("defense", self.defense_key(defense), fit)
 
@@ -581,7 +584,8 @@ class Benchmark:
             attack.load_state(view, state["value"])
             return attack
         seed_everything(view.seed)
-        attack.fit(view)
+        with step(f"fitting the {attack.name} attack against {setting.label}"):
+            attack.fit(view)
         learned = attack.state()
         if learned is not None:
             self.cache.save("attacker", key, learned)
@@ -597,15 +601,17 @@ class Benchmark:
             defended = self.defended(setting)
             fitted = self.fitted_attack(setting, attack, defended)
             out = {}
-            for i, probe in enumerate(self.probes):
-                name = self.probe_name(i)
-                images = probe.floats()
-                parts = []
-                for b, part in enumerate(batches(len(images), EVAL_BATCH)):
-                    seed_everything(derive_seed(self.seed, "observe", setting.spec(), name, *([b] if b else [])))
-                    features = defended.features(images[part].to(self.device))
-                    parts.append(to_uint8_images(fitted.reconstruct(features)).cpu())
-                out[name] = torch.cat(parts)
+            with step(f"reconstructing the probe images with {attack.name} against {setting.label}"):
+                for i, probe in enumerate(self.probes):
+                    name = self.probe_name(i)
+                    note(f"{name}, set {i + 1} of {len(self.probes)}")
+                    images = probe.floats()
+                    parts = []
+                    for b, part in enumerate(batches(len(images), EVAL_BATCH)):
+                        seed_everything(derive_seed(self.seed, "observe", setting.spec(), name, *([b] if b else [])))
+                        features = defended.features(images[part].to(self.device))
+                        parts.append(to_uint8_images(fitted.reconstruct(features)).cpu())
+                    out[name] = torch.cat(parts)
             return out
 
         return self.cache.get_or_create("recon", key, compute)

@@ -12,6 +12,7 @@ from privbench.config import ModelConfig
 from privbench.data.base import ImageSet
 from privbench.device import derive_seed, seed_everything
 from privbench.models.base import ModelSpec
+from privbench.progress import step
 from privbench.registry import MODELS
 from privbench.split import SplitModel
 from privbench.tasks import get_task
@@ -55,9 +56,11 @@ def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], se
             seed_everything(derive_seed(seed, "task-model"))
             fresh = spec_obj.build(num_classes, input_shape)
             pipeline = spec_obj.split_model(fresh, cfg.split, num_classes, input_shape)  # shares fresh's modules
-            fit_task(pipeline, train.images, task.targets(train), epochs=cfg.epochs, lr=cfg.lr,
-                           batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
-                           progress=progress, augment_blur=cfg.augment_blur, loss_fn=pipeline.task_loss)
+            with step(f"training the task model ({spec_obj.label} on {len(train.images)} {train.name} images, "
+                      f"seed {seed})"):
+                fit_task(pipeline, train.images, task.targets(train), epochs=cfg.epochs, lr=cfg.lr,
+                         batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
+                         progress=progress, augment_blur=cfg.augment_blur, loss_fn=pipeline.task_loss)
             return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
 
         network.load_state_dict(cache.get_or_create("task-model", key, train_now))

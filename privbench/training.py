@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from privbench import progress
 from privbench.data.base import gaussian_blur
 from privbench.split import batches
 
@@ -44,7 +45,8 @@ class Update:
 def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, seed: int | None = None,
           generator: torch.Generator | None = None, on_epoch: Callable[[int], None] | None = None) -> None:
     """Run ``epochs`` passes over ``n`` items in a random order drawn from ``generator`` (or a fresh one seeded
-    with ``seed``); for every batch of indices, step each update in turn."""
+    with ``seed``); for every batch of indices, step each update in turn. The epochs are counted for the named
+    :func:`privbench.progress.step` around the call (the line of a long step shows them)."""
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
     steps = max(1, epochs * ((n + batch_size - 1) // batch_size))
@@ -70,7 +72,7 @@ def train(n: int, updates: Sequence[Update], *, epochs: int, batch_size: int, se
         else:
             raise ValueError(f"unknown learning-rate schedule {update.schedule!r}")
         plans.append((update, params, optimizer, schedule))
-    for epoch in range(epochs):
+    for epoch in progress.track(range(epochs), unit="epoch"):
         order = torch.randperm(n, generator=generator)
         for s in batches(n, batch_size):
             idx = order[s]
