@@ -5,6 +5,10 @@ grid points) is stored under a key that is the SHA-256 of the canonical JSON of 
 it* (the "spec"). A changed upstream setting changes the key, so stale entries are never reused; an
 unchanged one is loaded instead of recomputed. Entries are written atomically (temp file + rename) and
 loaded with ``torch.load(..., weights_only=True)``: only tensors and plain containers, never pickled code.
+
+torch is imported where an entry is read, written or keyed, not with this module: the atomic file helpers and
+:func:`replace_folder` serve the run record (:mod:`privbench.run_record`), which answers a fully cached
+``privbench run`` without importing torch.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-
-import torch
 
 from privbench import __version__
 
@@ -76,6 +78,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through a temp file + rename, so a crash never leaves a truncated file."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -176,6 +180,8 @@ class Cache:
         self.misses = 0
 
     def key(self, kind: str, spec: Mapping[str, Any]) -> str:
+        import torch
+
         full = {"kind": kind, "format": CACHE_FORMAT, "torch": torch.__version__.split("+")[0], **spec}
         return spec_hash(full, length=24)
 
@@ -188,6 +194,8 @@ class Cache:
         path = self.path(kind, spec)
         if not path.exists():
             return None
+        import torch
+
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a corrupt entry is a miss, never a crash

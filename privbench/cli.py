@@ -21,6 +21,19 @@ from privbench.errors import PrivbenchError
 DEFAULT_OUT = Path("results") / "runs"
 
 
+QUIET_HELP = "no progress bars or step lines (here and in the --jobs workers: sets PRIVBENCH_QUIET=1)"
+
+
+def _quiet(ctx: click.Context, _param: click.Parameter, quiet: bool) -> bool:
+    """``--quiet``: no step lines (:mod:`privbench.progress`) in this process or those it starts, until the command
+    ends."""
+    if quiet:
+        from privbench.progress import configure
+
+        ctx.call_on_close(configure(quiet=True))
+    return quiet
+
+
 def _common(func):
     """Options shared by the commands that run a benchmark."""
     options = [
@@ -32,7 +45,7 @@ def _common(func):
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)"),
         click.option("--no-cache", is_flag=True, help="recompute everything and store nothing"),
-        click.option("--quiet", is_flag=True, help="no progress bars"),
+        click.option("--quiet", is_flag=True, callback=_quiet, help=QUIET_HELP),
         click.option("--keep-going", is_flag=True, help="record a failed grid point in the report and go on "
                      "(exit status 3 at the end); by default the run stops at the first failure"),
     ]
@@ -121,6 +134,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Benchmark model-inversion attacks and defenses for collaborative (split) inference."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from privbench.progress import configure
+
+    ctx.call_on_close(configure(quiet=False))  # what a long step does, on stderr (a command's --quiet: nothing)
 
 
 MODEL_HELP = ("model name, or package.module:factory / path/to/file.py:factory for your own (config: model.name; "
@@ -171,12 +187,25 @@ def run(config_file, defense_files, model_name, split, jobs, executor_name, addr
     attack against each defended pipeline, scores every metric, for every model, split and seed the config
     lists, and writes results.csv, plots, report.md and report.html under OUT/NAME/. Each finished point is
     kept (the cache and OUT/NAME.partial/): rerunning an interrupted command resumes it, and a second run
-    recomputes nothing it has.
+    recomputes nothing it has. A finished run of a config that reads no user file (synthetic data) is recorded in
+    the cache: its rerun checks (or re-publishes) OUT/NAME and loads nothing else.
     """
+    from privbench import run_record
+
+    config_file = resolve_config(config_file)
+    # first, before torch: a finished run's record answers a rerun with the same inputs (privbench.run_record)
+    request = run_record.Request(config_file, name, seed, device, model_name, split, tuple(defense_files),
+                                 executor_name, jobs, address, threads, cache_dir, no_cache, dry_run)
+    recorded = run_record.run_key(request)
+    if recorded is not None and (warm := run_record.replay(recorded, out_root)) is not None:
+        for note in warm.notes:
+            click.echo(note, err=True)
+        click.echo(warm.summary)
+        return
+
     from privbench.config import config_data, default_config_text, load_grid, parse_grid, read_yaml, with_model
     from privbench.executors import make_executor
 
-    config_file = resolve_config(config_file)
     overrides = _overrides(name, seed, device)
     if model_name or split:
         overrides["model"] = with_model(config_data(config_file)["model"], model_name, split)
@@ -197,19 +226,29 @@ def run(config_file, defense_files, model_name, split, jobs, executor_name, addr
     click.echo(f"{len(output.frame)} rows -> {run_dir / 'results.csv'} ({elapsed:.1f}s; {counts['points']} points: "
                f"{counts['computed']} computed, {counts['cached']} cached{resumed}; "
                f"cache {cache.hits} hits, {cache.misses} misses)")
+    if recorded is not None and not output.failures:  # a run with a failed point is never recorded
+        from privbench.sweep import echo_notes
+
+        notes: list[str] = []
+        echo_notes(output.notes, notes.append)
+        run_record.store(recorded, request, run_dir, len(output.frame), counts["points"], notes)
     _exit_if_failed(output)
 
 
 def _dry_run(config, out_root: Path, cache_dir, no_cache: bool) -> None:
     from privbench.cache import Cache
+    from privbench.grid import codec_problems
     from privbench.journal import Journal
     from privbench.sweep import dry_run
 
-    table = dry_run(config, Cache(cache_dir, enabled=not no_cache), Journal(partial_folder(out_root, config.name)))
+    cache = Cache(cache_dir, enabled=not no_cache)
+    table = dry_run(config, cache, Journal(partial_folder(out_root, config.name)))
     click.echo(_aligned(table.astype(str), {"point", "seed"}))
     states = table["state"].value_counts()
     click.echo(f"{len(table)} points ({len(config.groups)} model × split × seed): "
                + ", ".join(f"{states.get(s, 0)} {s}" for s in ("finished", "cached", "to run")))
+    for problem in codec_problems(config, cache):
+        click.echo(f"privbench: warning: this grid cannot run here yet: {problem}", err=True)
 
 
 #: exit status of a --keep-going run in which some grid points failed (their rows are missing)
@@ -593,7 +632,7 @@ def bd_command(csv_path: Path, anchor: str, tests, rate: str, metrics, method: s
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
 @click.option("--no-cache", is_flag=True, help="recompute everything and store nothing")
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--quiet", is_flag=True, callback=_quiet, help=QUIET_HELP)
 def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool, quiet: bool) -> None:
     """Write a regression baseline: CONFIG_FILE (YAML or a shipped name such as `quick`) run once per seed.
 
@@ -609,6 +648,32 @@ def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool,
     table = build_baseline(resolve_config(config_file), chosen, out_path, cache, progress=not quiet,
                            echo=lambda text: click.echo(text, err=True))
     click.echo(f"{len(table)} rows ({len(chosen)} seeds) -> {out_path} ({time.perf_counter() - started:.1f}s)")
+
+
+@cli.command("build-recognizers")
+@click.argument("configs", nargs=-1)
+@click.option("--check", is_flag=True, help="train nothing: list the recognizers that do not ship for today's code "
+              "(exit 1 when any is missing)")
+def build_recognizers(configs, check: bool) -> None:
+    """Train the built-in recognizers (face embedder, plate reader, attribute classifier) that CONFIGS score with
+    (default: the shipped presets) and write them into the package, where every run uses them as given.
+
+    A shipped file is keyed by the recognizer's spec and the code of its generator and network: after a change to
+    either, run this again (fp32: PRIVBENCH_PRECISION=fp32 on a CPU with native bf16) and commit the new files.
+    """
+    from privbench.build_recognizers import build, missing_recognizers, preset_paths, stale_files
+
+    paths = [resolve_config(c) for c in configs] or preset_paths()
+    if check:
+        missing = missing_recognizers(paths)
+        for needed in missing:
+            click.echo(f"missing: {needed.file} ({needed.kind})")
+        for name in stale_files():
+            click.echo(f"stale: {name} (its code changed; nothing uses it)")
+        click.echo(f"{len(missing)} recognizer(s) missing")
+        sys.exit(1 if missing else 0)
+    written = build(paths, echo=lambda text: click.echo(text, err=True))
+    click.echo(f"{len(written)} recognizer file(s) written")
 
 
 @cli.group("cache")

@@ -36,12 +36,19 @@ def _mark(run: Path) -> None:
             path.write_text(path.read_text() + "\n# earlier run\n")
 
 
+@pytest.fixture
+def normal_path(monkeypatch):
+    """The rerun goes the normal way, through the engine and the publishing these tests break: the run record
+    (:mod:`privbench.run_record`) would otherwise answer it from the cache, re-publishing the folder it recorded."""
+    monkeypatch.setattr("privbench.run_record.run_key", lambda request: None)
+
+
 def _debris(out: Path) -> list[str]:
     """Anything but finished run folders: temporary or set-aside folders of an interrupted publish."""
     return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
 
 
-def test_full_disk_while_writing_keeps_the_previous_run(tmp_path, cache_dir, capsys, monkeypatch):
+def test_full_disk_while_writing_keeps_the_previous_run(tmp_path, cache_dir, capsys, monkeypatch, normal_path):
     assert _run(capsys, tmp_path, cache_dir).code == 0
     run = tmp_path / "out" / "tiny"
     _mark(run)
@@ -60,7 +67,7 @@ def test_full_disk_while_writing_keeps_the_previous_run(tmp_path, cache_dir, cap
     assert _debris(tmp_path / "out") == []
 
 
-def test_crash_while_writing_keeps_the_previous_run(tmp_path, cache_dir, capsys, monkeypatch):
+def test_crash_while_writing_keeps_the_previous_run(tmp_path, cache_dir, capsys, monkeypatch, normal_path):
     """A bug (not an OSError) keeps its traceback, but still publishes nothing and cleans up."""
     assert _run(capsys, tmp_path, cache_dir).code == 0
     run = tmp_path / "out" / "tiny"
