@@ -24,6 +24,7 @@ from privbench.recognizers.base import NotShipped, Trained, fast_bf16, recording
 from privbench.recognizers.shipped import (
     MANIFEST,
     SHIPPED_KINDS,
+    SHIPPED_PRECISION,
     WEIGHTS_DIR,
     code_hashes,
     file_name,
@@ -83,7 +84,7 @@ def build(config_paths: list[str], out: Path = WEIGHTS_DIR, cache: Cache | None 
           echo=print) -> list[str]:
     """Train (or take from ``cache``) every recognizer ``config_paths`` need that does not ship yet, write each
     as ``out/<kind>-<key>.pt`` with its entry in ``out/manifest.json``; returns the files written."""
-    if training_precision("auto") != "fp32":
+    if training_precision("auto") != SHIPPED_PRECISION:
         raise PrivbenchError("build the shipped recognizers in fp32 (PRIVBENCH_PRECISION=fp32): the weights are "
                              "used as given on every CPU, most of which have no native bf16")
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +106,10 @@ def build(config_paths: list[str], out: Path = WEIGHTS_DIR, cache: Cache | None 
             "train_seconds": trained.seconds}
         written.append(name)
         echo(f"{name}: {trained.kind}, trained in {trained.seconds:.0f}s")
+    for name in stale_files(out):  # weights of older code: nothing can find them any more
+        manifest["files"].pop(name, None)
+        (out / name).unlink(missing_ok=True)
+        echo(f"{name}: stale (its code changed), removed")
     manifest["files"] = dict(sorted(manifest["files"].items()))
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
     return written

@@ -61,7 +61,10 @@ def test_another_spec_or_an_explicit_precision_trains(tmp_path, monkeypatch):
         trained.append(1)
         return torch.nn.Linear(1, 1)
 
-    monkeypatch.setenv(PRECISION_ENV, "fp32")  # a precision asked for is a request to train in it
+    monkeypatch.setenv(PRECISION_ENV, "bf16")  # another precision asked for is a request to train in it
+    cached_training(Cache(tmp_path, enabled=False), kind, spec, train, device="cpu")
+    assert trained == [1]
+    monkeypatch.setenv(PRECISION_ENV, "fp32")  # the shipped weights' own precision: they answer it
     cached_training(Cache(tmp_path, enabled=False), kind, spec, train, device="cpu")
     assert trained == [1]
 

@@ -128,9 +128,9 @@ def cached_training(cache: Cache, kind: str, spec: dict[str, Any], train: Callab
     seconds; on a shared machine the CPU time is the better measure of the work).
     """
 
-    from privbench.recognizers.shipped import load_shipped, precision_requested
+    from privbench.recognizers.shipped import load_shipped, other_precision_requested
 
-    if not precision_requested(precision) and (shipped := load_shipped(kind, spec)) is not None:
+    if not other_precision_requested(precision) and (shipped := load_shipped(kind, spec)) is not None:
         return shipped
     if _recorder is not None and _recorder.dry:
         raise NotShipped(kind, spec)

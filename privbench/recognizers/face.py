@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from privbench import progress
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.recognizers.base import (
     Standardize,
@@ -147,7 +148,7 @@ def train_face_embedder(images: torch.Tensor, identity_index: torch.Tensor, seed
     # noisy spot, the average of its last steps is a much more stable embedder.
     ema = torch.optim.swa_utils.AveragedModel(network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
         EMA_DECAY), use_buffers=True)
-    for _ in range(epochs):
+    for _ in progress.track(range(epochs), unit="epoch"):
         people = torch.randperm(len(counts), generator=generator)
         for step in range(steps_per_epoch):
             batch = grouped[people[step * p:(step + 1) * p]].flatten(0, 1).to(device).float().div_(255.0)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from privbench import progress
 from privbench.errors import PrivbenchError
 from privbench.recognizers.base import (
     adam_schedule,
@@ -253,7 +254,7 @@ def train_small_lpr(images: torch.Tensor, boxes: torch.Tensor, texts: Sequence[s
     optimizer, schedule = adam_schedule(network.parameters(), lr, steps)
     generator = torch.Generator().manual_seed(training_seed(seed, "lpr-order"))
     blank = network.classes - 1
-    for _ in range(epochs):
+    for _ in progress.track(range(epochs), unit="epoch"):
         order = torch.randperm(len(crops), generator=generator)
         for start in range(0, len(crops), BATCH):
             idx = order[start:start + BATCH]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from privbench import progress
 from privbench.recognizers.base import (
     Standardize,
     adam_schedule,
@@ -89,7 +90,7 @@ def train_classifier(images: torch.Tensor, targets: torch.Tensor, outputs: int, 
     steps = epochs * -(-len(x_all) // BATCH)
     optimizer, schedule = adam_schedule(network.parameters(), lr, steps)
     generator = torch.Generator().manual_seed(training_seed(seed, kind + "-order"))
-    for _ in range(epochs):
+    for _ in progress.track(range(epochs), unit="epoch"):
         order = torch.randperm(len(x_all), generator=generator)
         for start in range(0, len(x_all), BATCH):
             idx = order[start:start + BATCH]

@@ -15,8 +15,8 @@ as before, and ``tests/test_shipped_recognizers.py`` fails until ``privbench bui
 stale weights cannot land. A family with other parameters (another size, plate length, identity count) has another
 key and is trained on first use, as before.
 
-Shipped weights are used when no training precision is asked for: a metric's ``precision`` left at ``auto`` and
-``$PRIVBENCH_PRECISION`` unset (a precision asked for is a request to train in it). ``weights/manifest.json``
+Shipped weights (trained in fp32) are used unless another training precision is asked for (a metric's
+``precision`` or ``$PRIVBENCH_PRECISION`` set to ``bf16``: a request to train in it). ``weights/manifest.json``
 records, per file, its kind, key, spec, the code hashes, and the machine and precision it was trained on.
 """
 
@@ -78,11 +78,19 @@ def file_name(kind: str, key: str) -> str:
     return f"{kind}-{key}.pt"
 
 
-def precision_requested(precision: str) -> bool:
-    """Whether a training precision was asked for (a metric's ``precision``, or ``$PRIVBENCH_PRECISION``)."""
+#: the precision every shipped recognizer was trained in (``build-recognizers`` refuses any other)
+SHIPPED_PRECISION = "fp32"
+
+
+def other_precision_requested(precision: str) -> bool:
+    """Whether a training precision other than the shipped weights' was asked for (a metric's ``precision``, else
+    ``$PRIVBENCH_PRECISION``): a request to train in it, which shipped fp32 weights do not answer."""
     from privbench.recognizers.base import PRECISION_ENV
 
-    return (precision or "auto") != "auto" or os.environ.get(PRECISION_ENV, "").strip().lower() not in ("", "auto")
+    choice = (precision or "auto").strip().lower()
+    if choice == "auto":
+        choice = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    return choice not in ("auto", SHIPPED_PRECISION)
 
 
 def load_shipped(kind: str, spec: dict[str, Any]) -> dict[str, torch.Tensor] | None:
