@@ -43,12 +43,10 @@ import numpy as np
 import pandas as pd
 
 from privbench.errors import PrivbenchError
+from privbench.results import POINT_COLUMNS
 
-#: the columns that identify a grid point: rate and metric rows are averaged over seeds per point
-POINT_COLUMNS = ["model", "split", "defense", "defense_params", "strength", "codec", "codec_params", "quality"]
 #: result columns a selector may name directly (besides ``defense.<param>`` and ``codec.<param>``)
-SELECTOR_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "codec_params",
-                    "quality", "seed", "run_id", "config_hash"]
+SELECTOR_COLUMNS = ["dataset", *POINT_COLUMNS, "seed", "run_id", "config_hash"]
 #: ``defense.<param>`` / ``codec.<param>`` look inside the JSON of these columns
 PARAM_PREFIXES = {"defense": "defense_params", "codec": "codec_params"}
 #: fewest points a front needs per interpolation method: a piecewise cubic (pchip) and Akima's spline need two

@@ -38,8 +38,7 @@ from privbench.device import resolve_device
 from privbench.errors import MetricUnavailable, PrivbenchError
 from privbench.metrics.base import Metric, MetricContext, PrivacyInputs, RecognizerMissing, Style
 from privbench.registry import ATTACKS, DATASETS
-
-COLUMNS = ["defense", "strength", "attack", "dataset", "metric", "value", "ci_low", "ci_high", "ci_method", "n"]
+from privbench.results import EVAL_COLUMNS
 
 
 def _score(metric: Metric, inputs: PrivacyInputs, context: MetricContext, style: Style,
@@ -70,7 +69,7 @@ def _check(metric: Metric, name: str, synthetic: bool, style: Style) -> None:
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
-    return frame.reindex(columns=[c for c in COLUMNS if c in frame.columns])
+    return frame.reindex(columns=[c for c in EVAL_COLUMNS if c in frame.columns])
 
 
 def check_privacy_metric(metric: Metric) -> None:

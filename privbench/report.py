@@ -18,14 +18,13 @@ import torch
 
 from privbench.cache import Cache, atomic_write_bytes, atomic_write_text
 from privbench.errors import PrivbenchError
+from privbench.results import BASIC_COLUMNS, SETTING_COLUMNS
 
 MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
 FIGURE_VERSION = 2  # 2: pipelines (defense + codec) and codec qualities in the privacy–utility figures
 #: the columns a privacy–utility figure is drawn from (its cache key hashes exactly these)
 PLOT_COLUMNS = ["metric", "dataset", "pipeline", "attack", "strength", "quality", "value", "ci_low", "ci_high", "utility"]
-#: the columns that name a setting (a defense setting and a codec setting)
-SETTING_COLUMNS = ["defense", "defense_params", "strength", "codec", "codec_params", "quality"]
 
 
 def pyplot():
@@ -449,11 +448,6 @@ def load_manifest(run_dir: Path) -> dict | None:
     return manifest
 
 
-#: the columns the report reads (older tables without the newer columns still redraw)
-REPORT_COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
-                  "defense", "defense_params", "strength", "attack", "metric", "kind", "value", "ci_low", "ci_high"]
-
-
 def load_results(path: Path) -> pd.DataFrame:
     """``results.csv`` for the report, refused with one line when it cannot be what privbench wrote.
 
@@ -485,7 +479,7 @@ def load_results(path: Path) -> pd.DataFrame:
         first = str(exc).strip().splitlines()
         raise PrivbenchError(f"{path} is not a privbench results table ({first[0] if first else type(exc).__name__})"
                              ) from None
-    missing = [c for c in REPORT_COLUMNS if c not in frame.columns]
+    missing = [c for c in BASIC_COLUMNS if c not in frame.columns]
     if missing:
         raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")
     if frame.empty:

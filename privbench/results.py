@@ -1,4 +1,6 @@
-"""The long-format result table (DESIGN §4) and its atomic CSV writer.
+"""The result schema — the long-format table of DESIGN §4, its column groups and its atomic CSV writer — the one
+place that lists result columns: every writer and reader (journal, worst case, report, BD, regress, baseline, eval)
+takes its columns from here.
 
 One row per (grid point, metric). ``ci_method`` extends the DESIGN schema: it records how the interval
 was computed (``normal95``, ``wilson95``...).
@@ -18,16 +20,29 @@ import pandas as pd
 from privbench import __version__
 from privbench.cache import atomic_write_text
 
-COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha", "dataset", "model", "split",
-           "defense", "defense_params", "strength", "codec", "codec_params", "quality", "attack", "metric", "kind",
-           "value", "ci_low", "ci_high", "ci_method", "n", "seconds"]
+#: which run wrote a row
+RUN_COLUMNS = ["run_id", "config_hash", "seed", "privbench_version", "git_sha"]
+#: a setting: the defense at a strength, and the codec at a quality (``none`` uncoded)
+SETTING_COLUMNS = ["defense", "defense_params", "strength", "codec", "codec_params", "quality"]
+#: a grid point but for its attack: the model, where it is split, and the setting
+POINT_COLUMNS = ["model", "split", *SETTING_COLUMNS]
+#: a value and its interval
+SCORE_COLUMNS = ["value", "ci_low", "ci_high"]
+COLUMNS = [*RUN_COLUMNS, "dataset", *POINT_COLUMNS, "attack", "metric", "kind", *SCORE_COLUMNS, "ci_method", "n",
+           "seconds"]
+#: the columns every privbench table has had since its first release (older tables still redraw and compare)
+BASIC_COLUMNS = [*RUN_COLUMNS, "dataset", "model", "split", "defense", "defense_params", "strength", "attack",
+                 "metric", "kind", *SCORE_COLUMNS]
 #: ``kind=cost`` metrics that are timings: they depend on the machine and its load, never on the code alone
 TIMING_METRICS = ("edge-latency-ms", "edge-images-per-s", "codec-encode-ms", "codec-decode-ms")
 #: Columns stored as floats (``read_csv`` restores them as such).
 FLOAT_COLUMNS = ["strength", "value", "ci_low", "ci_high", "seconds"]
 #: Columns that identify a grid point + metric (used by regress and worst-case aggregation).
-KEY_COLUMNS = ["dataset", "model", "split", "defense", "defense_params", "strength", "codec", "codec_params",
-               "quality", "attack", "metric"]
+KEY_COLUMNS = ["dataset", *POINT_COLUMNS, "attack", "metric"]
+#: the worst case over attacks is taken per seed, probe set, grid point and metric
+WORST_CASE_GROUP = ["seed", "dataset", *POINT_COLUMNS, "metric"]
+#: what ``privbench eval`` prints of a run's rows
+EVAL_COLUMNS = ["defense", "strength", "attack", "dataset", "metric", *SCORE_COLUMNS, "ci_method", "n"]
 
 
 @functools.cache

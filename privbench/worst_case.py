@@ -12,11 +12,9 @@ from __future__ import annotations
 import pandas as pd
 
 from privbench.registry import Registry
+from privbench.results import WORST_CASE_GROUP
 
 WORST = "worst"
-#: a worst case is taken per grid point and metric, over the ``attack`` column
-GROUP_COLUMNS = ["seed", "dataset", "model", "split", "defense", "defense_params", "strength", "codec",
-                 "codec_params", "quality", "metric"]
 
 
 def higher_is_leakier(metrics_registry: Registry, name: str) -> bool:
@@ -39,7 +37,7 @@ def add_worst_case(frame: pd.DataFrame, metrics_registry: Registry) -> pd.DataFr
     privacy = base[(base["kind"] == "privacy") & base["value"].notna()]
     if privacy.empty:
         return base.reset_index(drop=True)
-    keys = [c for c in GROUP_COLUMNS if c in privacy.columns]
+    keys = [c for c in WORST_CASE_GROUP if c in privacy.columns]
     chosen = []
     # dropna=False: empty-string / missing key fields (e.g. quality) still form groups
     for _, group in privacy.groupby(keys, sort=False, dropna=False):
