@@ -47,6 +47,8 @@ from torch import nn
 from privbench.attacks.base import Attack
 from privbench.errors import PrivbenchError
 from privbench.models.batchnorm_folding import folded_inference_copy
+from privbench.progress import advance
+from privbench.progress import step as progress_step
 from privbench.registry import ATTACKS, Param
 from privbench.split import batches, pipeline_stages
 from privbench.threat import Access, AttackerView
@@ -69,6 +71,22 @@ class RMLESettings:
     batch_size: int = 0  # 0 = all images at once
     normalize: bool = True
     eps: float = 1e-3
+    plateau: float = 0.0
+
+
+#: steps per window of the plateau test: the mean loss of the last window against the window before it
+PLATEAU_WINDOW = 25
+
+
+def at_plateau(history: list[float], tolerance: float) -> bool:
+    """Whether the objective stopped improving: the mean of the last :data:`PLATEAU_WINDOW` per-step losses is
+    less than ``tolerance`` (a fraction) below the mean of the window before. Window means, not single steps, since
+    through a stochastic defense every step sees fresh noise and the loss jitters around its floor."""
+    if tolerance <= 0 or len(history) < 2 * PLATEAU_WINDOW or len(history) % PLATEAU_WINDOW:
+        return False
+    last = sum(history[-PLATEAU_WINDOW:]) / PLATEAU_WINDOW
+    before = sum(history[-2 * PLATEAU_WINDOW:-PLATEAU_WINDOW]) / PLATEAU_WINDOW
+    return before - last < tolerance * abs(before)
 
 
 #: Defaults by split depth, keyed by the input/feature resolution ratio (1 = full resolution, e.g. conv11;
@@ -240,11 +258,17 @@ def rmle_invert(front: nn.Module, features: torch.Tensor, settings: RMLESettings
             # One fused kernel per step where torch has it (CPU and CUDA): the same AMSGrad update.
             optimizer = torch.optim.Adam([x], lr=settings.lr, amsgrad=True, eps=settings.eps,
                                          fused=x.device.type in ("cpu", "cuda"))
+            history: list[float] = []
             for _ in range(settings.iterations):
                 # Sum, not mean, of per-image losses: each image gets its own single-image gradient.
                 loss = rmle_losses(front, x, z, settings, prior, eot, energy).sum()
+                if settings.plateau > 0:
+                    history.append(float(loss))
+                    if at_plateau(history, settings.plateau):
+                        break
                 (x.grad,) = torch.autograd.grad(loss, [x])
                 optimizer.step()
+                advance()  # one step for the line of a long reconstruction (privbench.progress)
                 if settings.box:
                     with torch.no_grad():
                         x.clamp_(0.0, 1.0)
@@ -273,6 +297,8 @@ RMLE_PARAMS = (
     Param("batch_size", int, 0, "images inverted together (0 = all at once)", low=0, high=1_000_000),
     Param("normalize", bool, True, "divide the feature error by the observed features' energy mean(z²) "
           "(scale-free; false = He et al.'s absolute error)"),
+    Param("plateau", float, 0.0, "stop early when the objective's mean over the last 25 steps improved by less "
+          "than this fraction on the 25 before (0 = always run every iteration)", low=0.0, high=1.0),
 )
 
 
@@ -285,7 +311,7 @@ def resolve_settings(params: dict[str, Any], feature_shape: tuple[int, ...],
         lambda_tv=tv if params["lambda_tv"] == BY_DEPTH else params["lambda_tv"],
         lambda_l2=params["lambda_l2"],
         init=params["init"], box=params["box"], eot_samples=params["eot_samples"],
-        batch_size=params["batch_size"], normalize=params["normalize"])
+        batch_size=params["batch_size"], normalize=params["normalize"], plateau=params["plateau"])
 
 
 @ATTACKS.register("rmle")
@@ -320,7 +346,10 @@ class RMLE(Attack):
         if self.view is None or self.view.front is None:
             raise RuntimeError("rmle: fit() first")
         view = self.view
-        x_hat, self.last_losses = rmle_invert(
-            view.front, features, self.settings(view), input_shape=view.input_shape, device=view.device,
-            seed=view.seed, mean_image=view.data.mean(dim=0) if self.params["init"] == "mean" else None)
+        settings = self.settings(view)
+        parts = len(range(0, len(features), max(1, settings.batch_size or len(features))))
+        with progress_step(None, total=settings.iterations * parts, unit="step"):  # counted by rmle_invert's steps
+            x_hat, self.last_losses = rmle_invert(
+                view.front, features, settings, input_shape=view.input_shape, device=view.device,
+                seed=view.seed, mean_image=view.data.mean(dim=0) if self.params["init"] == "mean" else None)
         return x_hat

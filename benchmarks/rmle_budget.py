@@ -1,0 +1,75 @@
+"""rMLE's budget (iterations, step size, stopping at a plateau of its own loss) on the embedded default benchmark
+(issue 28, "cheaper to the same strength").
+
+rMLE of the default run (λ_TV 1, by-depth lr) is run through the engine (:meth:`privbench.runner.Benchmark.point`:
+the same attacker view, caches and metrics as ``privbench run``) against the default task model, undefended and
+under noise σ 0.5 and dropout 0.5, at several iteration budgets, step sizes and plateau tolerances
+(:func:`privbench.attacks.rmle.at_plateau`). Prints mean PSNR over all probes, face PSNR and face-id per
+point, and the seconds each took, and writes ``results/convergence/rmle_budget.csv``.
+
+    .venv/bin/python benchmarks/rmle_budget.py [--cache-dir DIR] [--iterations 100,200,400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from privbench.cache import Cache, default_cache_dir
+from privbench.config import ComponentConfig, config_data, load_config
+from privbench.results import write_csv
+
+
+def schedule_config() -> dict:
+    data = config_data(None)
+    data.update(name="rmle-schedule", metrics=["psnr", "face-id"],
+                defenses=[{"name": "noise", "params": {"distribution": "gaussian", "placement": "features"},
+                           "strengths": [0.0, 0.5]},
+                          {"name": "dropout", "params": {"rescale": False, "placement": "features"},
+                           "strengths": [0.5]}])
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", default=str(default_cache_dir()))
+    parser.add_argument("--iterations", default="100,150,200,400")
+    parser.add_argument("--lrs", default="-1", help="comma-separated lr values (-1 = by split depth)")
+    parser.add_argument("--plateaus", default="0", help="comma-separated plateau tolerances (0 = off)")
+    parser.add_argument("--settings", default="", help="comma-separated setting labels to run (default: all)")
+    parser.add_argument("--out", default="results/convergence")
+    args = parser.parse_args()
+
+    from privbench.runner import Benchmark
+
+    default = next(a.params for a in load_config().attacks if a.name == "rmle")
+    bench = Benchmark(load_config(None, schedule_config()), Cache(args.cache_dir), progress=False)
+    rows = []
+    chosen = [s for s in bench.grid_settings() if not args.settings or s.label in args.settings.split(",")]
+    grid = [(int(i), float(lr), float(plateau)) for i in args.iterations.split(",") for lr in args.lrs.split(",")
+            for plateau in args.plateaus.split(",")]
+    for setting in chosen:
+        for iterations, lr, plateau in grid:
+            params = {**default, "iterations": iterations, "lr": lr, "plateau": plateau}
+            start = time.perf_counter()
+            frame = pd.DataFrame(bench.point(setting, ComponentConfig("rmle", params)).rows)
+            faces = frame[frame.dataset.str.startswith("synth-faces")]
+            rows.append({"setting": setting.label, "iterations": iterations, "lr": lr,
+                         "plateau": plateau, "psnr": frame[frame.metric == "psnr"].value.mean(),
+                         "face_psnr": faces[faces.metric == "psnr"].value.mean(),
+                         "face_id": faces[faces.metric == "face-id"].value.mean(),
+                         "seconds": round(time.perf_counter() - start, 1)})
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),
+                  flush=True)
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(table, out / "rmle_budget.csv")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
