@@ -63,14 +63,14 @@ def cache_root() -> Path:
     return Path(base) / "privbench"
 
 
-def source_folders() -> list[tuple[str, Path]]:
-    """(package, folder) of every package in :data:`SOURCE_PACKAGES`, found without importing it.
+def source_folders(packages: Iterable[str] = SOURCE_PACKAGES) -> list[tuple[str, Path]]:
+    """(package, folder) of every package in ``packages``, found without importing it.
 
     ``importlib.util.find_spec`` imports only the parent (``privbench``, which is light), so this works for an
     editable install (``attacks/`` beside ``privbench/``) and a normal one (``privbench/attacks/``) alike.
     """
     folders = []
-    for package in SOURCE_PACKAGES:
+    for package in packages:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise ImportError(f"package {package} not found")

@@ -56,7 +56,6 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -244,16 +243,14 @@ def _entries(value: Any) -> list[Any]:
 
 
 def source_folders() -> list[tuple[str, Path]]:
-    """(package, folder) of each of :data:`SOURCE_PACKAGES`, found without importing it (``find_spec`` imports only
-    the parent, ``privbench``, which is light): an editable install (``attacks/`` beside ``privbench/``) and a normal
-    one (``privbench/attacks/``) alike."""
-    folders = []
-    for package in SOURCE_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise OSError(f"package {package} not found")
-        folders.extend((package, Path(location)) for location in spec.submodule_search_locations)
-    return folders
+    """(package, folder) of each of :data:`SOURCE_PACKAGES`, found without importing it (an editable install and a
+    normal one alike: :func:`privbench.component_index.source_folders`); a package not found is an ``OSError``."""
+    from privbench.component_index import source_folders as find_folders
+
+    try:
+        return find_folders(SOURCE_PACKAGES)
+    except ImportError as exc:
+        raise OSError(str(exc)) from exc
 
 
 def source_files(folders: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
