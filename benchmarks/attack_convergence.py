@@ -68,7 +68,7 @@ def load_benchmark_data(cache_dir: str):
     """The default run's attacker images (to express its data size)."""
     from privbench.runner import Benchmark
 
-    return Benchmark(load_config(), Cache(cache_dir), progress=False).attacker_images[0]
+    return Benchmark(load_config(), Cache(cache_dir)).attacker_images[0]
 
 
 def main() -> None:
@@ -84,7 +84,7 @@ def main() -> None:
     start = time.perf_counter()
     default_attacks = {a.name: a.params for a in load_config().attacks}
     config = load_config(None, convergence_config(args.data_scale))
-    bench = Benchmark(config, Cache(args.cache_dir), progress=False)
+    bench = Benchmark(config, Cache(args.cache_dir))
     (setting,) = bench.settings()
     data, task_data, _ = bench.attacker_images
     print(f"default task model ({config.model.split}), no defense; attacker data {len(data)} images "

@@ -44,7 +44,7 @@ def main() -> None:
     from privbench.runner import Benchmark
 
     config = load_config()
-    bench = Benchmark(config, Cache(args.cache_dir), progress=False)
+    bench = Benchmark(config, Cache(args.cache_dir))
     model = bench.model
     data, task_data, task_labels = bench.attacker_images
     probes = torch.cat([p.floats() for p in bench.probes])

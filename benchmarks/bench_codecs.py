@@ -149,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_components()
-    bench = Benchmark(load_config(), Cache(args.cache_dir), progress=False)
+    bench = Benchmark(load_config(), Cache(args.cache_dir))
     model, test = bench.model, bench.task_test
     with torch.no_grad():
         features = model.features(test.floats()[: args.frames])

@@ -41,7 +41,7 @@ def main() -> None:
     sigmas = [float(s) for s in args.sigmas.split(",")]
 
     start = time.perf_counter()
-    bench = Benchmark(load_config(), Cache(args.cache_dir), progress=False)
+    bench = Benchmark(load_config(), Cache(args.cache_dir))
     test = bench.task_test
     labels = test.labels["label"]
 

@@ -46,7 +46,7 @@ def main() -> None:
     from privbench.runner import Benchmark
 
     default = next(a.params for a in load_config().attacks if a.name == "rmle")
-    bench = Benchmark(load_config(None, schedule_config()), Cache(args.cache_dir), progress=False)
+    bench = Benchmark(load_config(None, schedule_config()), Cache(args.cache_dir))
     rows = []
     chosen = [s for s in bench.grid_settings() if not args.settings or s.label in args.settings.split(",")]
     grid = [(int(i), float(lr), float(plateau)) for i in args.iterations.split(",") for lr in args.lrs.split(",")

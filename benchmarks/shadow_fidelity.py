@@ -48,7 +48,7 @@ def main() -> None:
     default_model = load_config().model
     config = load_config(None, table_config(32, args.seed, default_model.epochs, default_model.lr,
                                             default_model.batch_size, default_model.augment_blur))
-    bench = Benchmark(config, Cache(args.cache_dir), progress=False)
+    bench = Benchmark(config, Cache(args.cache_dir))
     model = bench.model
     spec = MODELS.create(config.model.name, **config.model.params)
     data, task_data, task_labels = bench.attacker_images

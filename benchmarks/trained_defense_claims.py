@@ -90,7 +90,7 @@ def perturbation(default: dict, frame: pd.DataFrame, cache: Cache) -> str:
     configured = next(d for d in default["defenses"] if d["name"] == "perturbation")
     data = copy.deepcopy(default)
     data["metrics"] = ["accuracy", "ssim", "attack-acc"]
-    engine = Benchmark(load_config(None, data), cache, progress=False)
+    engine = Benchmark(load_config(None, data), cache)
     test = default["task"]["test"]["name"]
     clean = value(undefended(frame), kind="utility", metric="accuracy")
     lines = ["| setting | target accuracy | aux-acc on x′ | attack-acc on x′ | SSIM(x, x′) | worst face PSNR | "

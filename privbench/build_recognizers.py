@@ -56,7 +56,7 @@ def _scan(config_paths: list[str], cache: Cache, dry: bool) -> tuple[list[Traine
     missing: list[Needed] = []
     for path in config_paths:
         for group in load_grid(path).groups:
-            engine = Benchmark(group, cache, progress=False)
+            engine = Benchmark(group, cache)
             privacy = [m for m in engine.metrics if m.side == "privacy"]
             sets = [(-1, group.task_test.name, engine.task_test)]
             sets += [(i, engine.probe_name(i), probe) for i, probe in enumerate(engine.probes)]

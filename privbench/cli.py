@@ -384,7 +384,7 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
     if save_path.is_dir():
         raise PrivbenchError(f"--save {save_path} is a folder; name a file")
     config = load_config(config_file, _overrides(None, seed, device))
-    engine = Benchmark(config, Cache(cache_dir, enabled=not no_cache), progress=False)
+    engine = Benchmark(config, Cache(cache_dir, enabled=not no_cache))
     started = time.perf_counter()
     state = engine.fit_defense(chosen)
     save_defense(save_path, chosen, state, engine.model_key_hash, engine.model_summary)

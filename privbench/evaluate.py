@@ -91,7 +91,7 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
         raise PrivbenchError(f"{run_dir} has no config.yaml (written by `privbench run` since `eval` exists; "
                              "run it again)")
     config = load_config(path, {"device": device} if device else None)
-    bench = Benchmark(config, cache, progress=False)
+    bench = Benchmark(config, cache)
     # Each probe set and the crop views inside it (the faces and plates of detection scenes) that carry the
     # metric's labels.
     applicable = [(i, label, images, crop) for i in range(len(config.probes))

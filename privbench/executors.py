@@ -28,8 +28,6 @@ from privbench.cache import Cache
 from privbench.errors import PrivbenchError, described
 from privbench.grid import GridPoint, PointResult, evaluate
 
-EXECUTORS = ("serial", "processes", "ray")
-
 
 @dataclasses.dataclass
 class PointError:

@@ -116,7 +116,7 @@ def engine_for(group: RunConfig, cache: Cache):
     key = (canonical_json(group.raw), str(cache.root), cache.enabled)
     engine = _ENGINES.get(key)
     if engine is None or engine.cache is not cache:
-        engine = Benchmark(group, cache, progress=False)
+        engine = Benchmark(group, cache)
         engine.grid_settings()
     _ENGINES.pop(key, None)
     _ENGINES[key] = engine  # most recently used last

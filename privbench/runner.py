@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -120,17 +119,15 @@ def reconstruct_together(attack: Attack, observed: list[tuple[str, torch.Tensor]
 class Benchmark:
     """Runs the grid of a :class:`RunConfig`; datasets and the model load lazily (a warm run needs neither)."""
 
-    def __init__(self, config: RunConfig, cache: Cache, progress: bool = True) -> None:
+    def __init__(self, config: RunConfig, cache: Cache) -> None:
         self.config = config
         self.cache = cache
         self.device = resolve_device(config.device)
         self.seed = config.seed
-        self.show_progress = progress
         self.metrics: list[Metric] = [METRICS.create(m.name, **m.params) for m in config.metrics]
         self.context = MetricContext(cache=cache, device=self.device, seed=self.seed, ci_level=config.ci_level)
         self._defended: dict[str, SplitModel] = {}
         self._coded: dict[str, SplitModel] = {}
-        self._status: Callable[[str], None] | None = None
         self._checked: list[Setting] | None = None
         #: why a codec of the grid cannot run here (its library or binary is missing), found by :meth:`check_inputs`;
         #: listing or dry-running the grid only reports them, running it refuses them (:meth:`require_codecs`)
@@ -338,7 +335,7 @@ class Benchmark:
 
     def fit_context(self) -> FitContext:
         return FitContext(model=self.model, train=self.task_train, device=self.device,
-                          seed=derive_seed(self.seed, "defense"), cache=self.cache, progress=self._status)
+                          seed=derive_seed(self.seed, "defense"), cache=self.cache)
 
     def defense_key(self, defense: Defense) -> dict[str, Any]:
         return {"engine": ENGINE_VERSION, "model": self.model_key, "defense": defense.spec(),

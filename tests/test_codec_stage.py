@@ -160,7 +160,7 @@ def test_settings_cross_defenses_with_the_codec_entries_that_apply(tmp_path):
     data = codec_config([{"name": "none"}, {"name": "png", "qualities": [1, 9], "defenses": ["dropout"]},
                          {"name": "png", "params": {"placement": "input"}, "qualities": [6]}],
                         defenses=[{"name": "noise", "strengths": [0.0]}, {"name": "dropout", "strengths": [0.5]}])
-    bench = Benchmark(load_config(None, data), Cache(tmp_path), progress=False)
+    bench = Benchmark(load_config(None, data), Cache(tmp_path))
     labels = [s.label for s in bench.settings()]
     assert labels == ["noise=0", "noise=0 png@input quality=6", "dropout=0.5", "dropout=0.5 png@features quality=1",
                       "dropout=0.5 png@features quality=9", "dropout=0.5 png@input quality=6"]

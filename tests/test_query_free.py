@@ -143,7 +143,7 @@ def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
     frame = run_benchmark(config, cache, progress=False).frame
     rows = frame[(frame.attack == "fora") & (frame.metric == "psnr")]
     assert len(rows) == 1 and rows.value.notna().all()
-    bench = Benchmark(config, cache, progress=False)
+    bench = Benchmark(config, cache)
     (setting,) = bench.settings()
     defended = bench.defended(setting)
     # the run cached the fitted substitute: this loads it, with the same view

@@ -83,7 +83,7 @@ def test_bottleneck_replaces_front_and_back_and_crosses_with_fewer_channels():
 
 def test_fit_trains_the_autoencoder_with_the_task_loss_and_leaves_the_task_network_frozen(tmp_path, monkeypatch):
     config = load_config(None, tiny_config())
-    engine = Benchmark(config, Cache(tmp_path), progress=False)
+    engine = Benchmark(config, Cache(tmp_path))
     model = engine.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
@@ -103,7 +103,7 @@ def test_fit_trains_the_autoencoder_with_the_task_loss_and_leaves_the_task_netwo
 
 def test_non_adversarial_bottleneck_builds_no_recnet(tmp_path, monkeypatch):
     config = load_config(None, tiny_config())
-    engine = Benchmark(config, Cache(tmp_path), progress=False)
+    engine = Benchmark(config, Cache(tmp_path))
     built = []
     monkeypatch.setattr(Autoencoder, "recnet", lambda self, model: built.append(1) or nn.Identity())
     engine.fit_defense(Autoencoder(w_rec=0.0, **QUICK_AE))
@@ -138,7 +138,7 @@ def test_saved_defense_round_trips_and_is_refused_for_another_task_model(tmp_pat
     assert record.name == "autoencoder" and record.params["w_rec"] == 1.0
 
     config = load_config(cfg)
-    engine = Benchmark(config, Cache(cache), progress=False)
+    engine = Benchmark(config, Cache(cache))
     fitted = Autoencoder(**QUICK_AE)
     expected = engine.defended(fitted)
     rebuilt = record.defense().apply(engine.model)
@@ -155,7 +155,7 @@ def test_saved_defense_round_trips_and_is_refused_for_another_task_model(tmp_pat
 
     data["seed"] = 1  # another task model
     with pytest.raises(PrivbenchError, match="fitted for another task model"):
-        Benchmark(load_config(None, data), Cache(tmp_path / "other-cache"), progress=False).defense_settings()
+        Benchmark(load_config(None, data), Cache(tmp_path / "other-cache")).defense_settings()
     (tmp_path / "broken.pt").write_bytes(b"not a torch file")
     data["defenses"] = [{"file": str(tmp_path / "broken.pt")}]
     with pytest.raises(PrivbenchError, match="not a privbench defense file"):
