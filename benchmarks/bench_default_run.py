@@ -6,8 +6,8 @@ Runs ``privbench run [CONFIG]`` in a fresh process on a new empty cache folder (
 the package, so they are not trained), measures the wall time and the child's CPU time and peak RSS
 (``resource.getrusage(RUSAGE_CHILDREN)``), then reads the run's ``manifest.json``: each point's seconds and status,
 and the time per stage. Writes ``results/perf/default_run_points.csv`` (one row per grid point) and
-``default_run_summary.csv`` (one row: wall, CPU, peak RSS, the machine, its CPU flags, the recognizer and task
-precision path), and prints both.
+``default_run_summary.csv`` (one row: wall, CPU, peak RSS, the machine, its CPU flags, the precision setting),
+``default_run_jobsN_*.csv`` with ``--jobs N``, and prints both.
 
 ``--fp32`` sets PRIVBENCH_PRECISION=fp32 for the run: on a CPU with native bf16 that measures the path every CPU
 without bf16 takes. Without it, the run takes the machine's own path (bf16 where native).
@@ -76,7 +76,8 @@ def main() -> None:
         (manifest_path,) = Path(tmp, "out").glob("*/manifest.json")
         manifest = json.loads(manifest_path.read_text())
     points = [{"point": p["point"], "status": p["status"], "seconds": p["seconds"]} for p in manifest["points"]]
-    name = "default_run" if not args.config else f"{Path(args.config).stem}_run"
+    name = ("default_run" if not args.config else f"{Path(args.config).stem}_run") + (f"_jobs{args.jobs}" if args.jobs > 1
+                                                                                        else "")
     out = Path(args.out)
     write_rows(out / f"{name}_points.csv", points)
     summary = {"config": args.config or "default", "wall_s": round(wall, 1),
