@@ -347,8 +347,9 @@ class RMLE(Attack):
             raise RuntimeError("rmle: fit() first")
         view = self.view
         settings = self.settings(view)
-        parts = len(range(0, len(features), max(1, settings.batch_size or len(features))))
-        with progress_step(None, total=settings.iterations * parts, unit="step"):  # counted by rmle_invert's steps
+        size = max(1, settings.batch_size or len(features))
+        steps = settings.iterations * -(-len(features) // size)  # counted by rmle_invert's steps
+        with progress_step(None, total=steps, unit="step"):
             x_hat, self.last_losses = rmle_invert(
                 view.front, features, settings, input_shape=view.input_shape, device=view.device,
                 seed=view.seed, mean_image=view.data.mean(dim=0) if self.params["init"] == "mean" else None)

@@ -8,8 +8,8 @@ part of the deployed pipeline, not a training regularizer).
 Trained defenses (autoencoder, pruning, ...) follow the lifecycle of attacks (DESIGN §8):
 
 - ``fit(context) -> state``: learn from a typed :class:`FitContext` (the frozen task model, the task's
-  training data, device, seed, cache, progress) — never the engine; the state holds tensors and plain
-  containers only (``torch.load(weights_only=True)``-safe);
+  training data, device, seed, cache; ``say`` puts its phases on the progress line) — never the engine; the state
+  holds tensors and plain containers only (``torch.load(weights_only=True)``-safe);
 - ``load_state(state)``: restore a fitted defense (from the cache or a file written by ``privbench defend``);
 - ``apply(model) -> SplitModel``: the defended pipeline; a defense may replace the back as well as the
   front (:meth:`SplitModel.with_parts`), e.g. a bottleneck's decoder runs in the cloud.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -70,15 +70,11 @@ class FitContext:
     device: torch.device
     seed: int
     cache: Cache | None = None
-    progress: Callable[[str], None] | None = None
 
     def say(self, message: str) -> None:
-        """What the fit does now (its phase): to ``progress`` when given, else to the line of the step that
-        fits the defense (:func:`privbench.progress.note`)."""
-        if self.progress is not None:
-            self.progress(message)
-        else:
-            note(message)
+        """What the fit does now (its phase), on the line of the step that fits the defense
+        (:func:`privbench.progress.note`)."""
+        note(message)
 
     @property
     def targets(self):

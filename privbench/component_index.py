@@ -29,7 +29,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,14 @@ def source_folders(packages: Iterable[str] = SOURCE_PACKAGES) -> list[tuple[str,
     return folders
 
 
-def source_files(folders: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
-    """Every ``.py`` file under ``folders`` as (label, path), sorted; a file reached twice is listed once.
+def is_python_source(name: str) -> bool:
+    return name.endswith(".py")
+
+
+def source_files(folders: Iterable[tuple[str, Path]],
+                 keep: Callable[[str], bool] = is_python_source) -> list[tuple[str, Path]]:
+    """Every file under ``folders`` whose name ``keep`` accepts (default: ``.py`` files) as (label, path), sorted;
+    a file reached twice is listed once.
 
     The label is the package and the path relative to its folder (``privbench.attacks/fora.py``), so the key
     does not depend on where the checkout lives. ``__pycache__`` and hidden folders are skipped.
@@ -90,7 +96,7 @@ def source_files(folders: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
         for parent, dirs, names in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
             for name in sorted(names):
-                if not name.endswith(".py"):
+                if not keep(name):
                     continue
                 path = Path(parent, name)
                 real = path.resolve()

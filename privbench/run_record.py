@@ -63,13 +63,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from privbench import __version__
+from privbench.component_index import source_files
+from privbench.fingerprint import file_digest
 
 #: Bump when the record's layout or the key's inputs change.
 RECORD_FORMAT = 1
@@ -253,23 +254,9 @@ def source_folders() -> list[tuple[str, Path]]:
         raise OSError(str(exc)) from exc
 
 
-def source_files(folders: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
-    """Every file under ``folders`` as (label, path), sorted: ``__pycache__``, compiled and hidden files skipped, a
-    file reached twice listed once. The label (package/relative path) does not depend on where the checkout is."""
-    seen: set[str] = set()
-    files = []
-    for package, folder in folders:
-        for parent, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
-            for name in names:
-                if name.startswith(".") or name.endswith((".pyc", ".pyo")):
-                    continue
-                path = Path(parent, name)
-                real = os.path.realpath(path)
-                if real not in seen:
-                    seen.add(real)
-                    files.append((f"{package}/{path.relative_to(folder).as_posix()}", path))
-    return sorted(files)
+def is_package_file(name: str) -> bool:
+    """Every file of a package counts (sources, presets, shipped weights) but compiled and hidden ones."""
+    return not name.startswith(".") and not name.endswith((".pyc", ".pyo"))
 
 
 def source_digest(cache_root: Path, folders: list[tuple[str, Path]] | None = None) -> str:
@@ -285,12 +272,12 @@ def source_digest(cache_root: Path, folders: list[tuple[str, Path]] | None = Non
     known = known if isinstance(known, dict) else {}
     fresh: dict[str, list[Any]] = {}
     digest = hashlib.sha256()
-    for label, path in source_files(folders):
+    for label, path in source_files(folders, is_package_file):
         stat = os.stat(path)
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         entry = known.get(str(path))
         remembered = isinstance(entry, list) and len(entry) == 5 and entry[:4] == stamp and isinstance(entry[4], str)
-        sha = entry[4] if remembered else file_sha256(path)
+        sha = entry[4] if remembered else file_digest(path)
         if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > RACY_SECONDS * 1e9:
             fresh[str(path)] = [*stamp, sha]
         digest.update(f"{label}\0{sha}\n".encode())
@@ -299,14 +286,6 @@ def source_digest(cache_root: Path, folders: list[tuple[str, Path]] | None = Non
 
         with contextlib.suppress(OSError):
             atomic_write_text(memo_path, json.dumps({"format": RECORD_FORMAT, "files": fresh}) + "\n")
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 
@@ -421,7 +400,7 @@ def folder_matches(folder: Path, files: dict[str, dict[str, Any]]) -> bool:
         return False
     if any(found[rel].stat().st_size != info["size"] for rel, info in files.items()):
         return False
-    return all(file_sha256(found[rel]) == info["sha256"] for rel, info in files.items())
+    return all(file_digest(found[rel]) == info["sha256"] for rel, info in files.items())
 
 
 def replay(run: RunKey, out_root: Path) -> Replay | None:

@@ -226,8 +226,8 @@ def test_the_code_digest_reads_a_file_again_only_when_its_stamp_changed(tmp_path
     monkeypatch.setattr(run_record, "RACY_SECONDS", 0.05)  # a file changed this recently is not remembered
     time.sleep(0.1)
     reads = []
-    real = run_record.file_sha256
-    monkeypatch.setattr(run_record, "file_sha256", lambda path: reads.append(Path(path).name) or real(path))
+    real = run_record.file_digest
+    monkeypatch.setattr(run_record, "file_digest", lambda path: reads.append(Path(path).name) or real(path))
     folders = [("pkg", folder)]
     first = run_record.source_digest(tmp_path / "cache", folders)
     assert sorted(reads) == ["a.py", "b.yaml"]

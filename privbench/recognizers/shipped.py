@@ -23,7 +23,6 @@ records, per file, its kind, key, spec, the code hashes, and the machine and pre
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from privbench.cache import spec_hash
 from privbench.errors import PrivbenchError
+from privbench.fingerprint import file_digest
 
 #: where shipped weights live (package data)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -56,7 +56,7 @@ CODE: dict[str, tuple[str, ...]] = {
 
 @functools.cache
 def _file_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return file_digest(path)[:16]
 
 
 def code_hashes(kind: str) -> dict[str, str]:
@@ -94,12 +94,16 @@ def other_precision_requested(precision: str) -> bool:
 
 
 def load_shipped(kind: str, spec: dict[str, Any]) -> dict[str, torch.Tensor] | None:
-    """The shipped state dict of ``kind`` for ``spec``, or None when none ships for this spec and code."""
+    """The shipped state dict of ``kind`` for ``spec``, or None when none ships for this spec and code (read once
+    per process: every point of a run scores with it; callers copy it into their network)."""
     if kind not in SHIPPED_KINDS:
         return None
     path = WEIGHTS_DIR / file_name(kind, shipped_key(kind, spec))
-    if not path.is_file():
-        return None
+    return _read_state(path) if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=8)
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file is refused, never half-used
