@@ -1,7 +1,7 @@
 """Attack strength against budget on the embedded default benchmark (issue 15, "Convergence, measured").
 
 Every attack of the default run is fitted against the undefended default task model (vgg-small, relu12) at
-increasing budgets, through the engine itself (:meth:`privbench.runner.Benchmark.point`: the same attacker views,
+increasing budgets, through the engine itself (:func:`privbench.grid.rows_of`: the same attacker views,
 caches and metrics as ``privbench run``), and scored by PSNR over all probes and face-id on the faces:
 
 - ``rmle``: Adam iterations;
@@ -66,9 +66,9 @@ def convergence_config(data_scale: int) -> dict:
 
 def load_benchmark_data(cache_dir: str):
     """The default run's attacker images (to express its data size)."""
-    from privbench.runner import Benchmark
+    from privbench.engine.inputs import inputs_for
 
-    return Benchmark(load_config(), Cache(cache_dir)).attacker_images[0]
+    return inputs_for(load_config(), Cache(cache_dir)).attacker_images[0]
 
 
 def main() -> None:
@@ -79,13 +79,14 @@ def main() -> None:
     parser.add_argument("--out", default="results/convergence")
     args = parser.parse_args()
 
-    from privbench.runner import Benchmark
+    from privbench.engine.inputs import inputs_for
+    from privbench.grid import group_settings, rows_of
 
     start = time.perf_counter()
     default_attacks = {a.name: a.params for a in load_config().attacks}
     config = load_config(None, convergence_config(args.data_scale))
-    bench = Benchmark(config, Cache(args.cache_dir))
-    (setting,) = bench.settings()
+    bench = inputs_for(config, Cache(args.cache_dir))
+    (setting,) = group_settings(bench)
     data, task_data, _ = bench.attacker_images
     print(f"default task model ({config.model.split}), no defense; attacker data {len(data)} images "
           f"({len(task_data)} of the task's kind)", flush=True)
@@ -97,8 +98,7 @@ def main() -> None:
         base = {**default_attacks.get(attack, {}), **fixed}
         for value in values:
             t0 = time.perf_counter()
-            out = bench.point(setting, ComponentConfig(attack, {**base, param: value}))
-            frame = pd.DataFrame(out.rows)
+            frame = pd.DataFrame(rows_of(bench, setting, ComponentConfig(attack, {**base, param: value}))["rows"])
             psnr = frame[frame.metric == "psnr"].value.mean()
             face = frame[(frame.metric == "face-id")].value
             rows.append({"axis": axis, "attack": attack, "param": param, "value": value,
@@ -116,7 +116,7 @@ def main() -> None:
             attack = "inverse-net"
             full = {**base, "attacker_samples": default_size, **params}
             t0 = time.perf_counter()
-            frame = pd.DataFrame(bench.point(setting, ComponentConfig(attack, full)).rows)
+            frame = pd.DataFrame(rows_of(bench, setting, ComponentConfig(attack, full))["rows"])
             face = frame[frame.metric == "face-id"].value
             variants.append({"variant": name, "params": full, "psnr": frame[frame.metric == "psnr"].value.mean(),
                              "face_id": face.mean() if len(face) else float("nan"),

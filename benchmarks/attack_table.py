@@ -42,10 +42,10 @@ HE_ET_AL = {
 def baseline(grid, cache: Cache) -> str:
     """PSNR / SSIM / face-id of an adversary who sees nothing: the mean of its own images for every probe (the
     same at every depth; its face-id is chance, one identity for every face)."""
-    from privbench.grid import engine_for
+    from privbench.engine.inputs import inputs_for
 
     group = grid.groups[0]
-    bench = engine_for(group, cache)
+    bench = inputs_for(group, cache)
     data, _, _ = bench.attacker_images
     probes = torch.cat([p.floats() for p in bench.probes])
     guess = data.mean(dim=0, keepdim=True).expand_as(probes)

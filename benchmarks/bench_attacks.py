@@ -40,11 +40,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from privbench.engine.inputs import inputs_for
     from privbench.registry import ATTACKS
-    from privbench.runner import Benchmark
 
     config = load_config()
-    bench = Benchmark(config, Cache(args.cache_dir))
+    bench = inputs_for(config, Cache(args.cache_dir))
     model = bench.model
     data, task_data, task_labels = bench.attacker_images
     probes = torch.cat([p.floats() for p in bench.probes])

@@ -39,9 +39,9 @@ from privbench.cache import Cache
 from privbench.codecs.base import Codec
 from privbench.components import load_components
 from privbench.config import load_config
+from privbench.engine.inputs import inputs_for
 from privbench.errors import PrivbenchError
 from privbench.registry import CODECS
-from privbench.runner import Benchmark
 
 #: (label, codec name, fixed params)
 CODEC_RUNS = [
@@ -149,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_components()
-    bench = Benchmark(load_config(), Cache(args.cache_dir))
+    bench = inputs_for(load_config(), Cache(args.cache_dir))
     model, test = bench.model, bench.task_test
     with torch.no_grad():
         features = model.features(test.floats()[: args.frames])

@@ -26,9 +26,9 @@ import torch
 from privbench.cache import Cache, default_cache_dir
 from privbench.config import load_config
 from privbench.data.base import gaussian_blur as blur
+from privbench.engine.inputs import inputs_for
 from privbench.metrics.base import PrivacyInputs
 from privbench.registry import METRICS
-from privbench.runner import Benchmark
 
 METRIC_FOR_FAMILY = {"synth-faces": "face-id", "synth-plates": "plate", "synth-pedestrians": "par-ma"}
 
@@ -41,7 +41,7 @@ def main() -> None:
     sigmas = [float(s) for s in args.sigmas.split(",")]
 
     start = time.perf_counter()
-    bench = Benchmark(load_config(), Cache(args.cache_dir))
+    bench = inputs_for(load_config(), Cache(args.cache_dir))
     test = bench.task_test
     labels = test.labels["label"]
 

@@ -1,7 +1,7 @@
 """rMLE's budget (iterations, step size, stopping at a plateau of its own loss) on the embedded default benchmark
 (issue 28, "cheaper to the same strength").
 
-rMLE of the default run (λ_TV 1, by-depth lr) is run through the engine (:meth:`privbench.runner.Benchmark.point`:
+rMLE of the default run (λ_TV 1, by-depth lr) is run through the engine (:func:`privbench.grid.rows_of`:
 the same attacker view, caches and metrics as ``privbench run``) against the default task model, undefended and
 under noise σ 0.5 and dropout 0.5, at several iteration budgets, step sizes and plateau tolerances
 (:func:`privbench.attacks.rmle.at_plateau`). Prints mean PSNR over all probes, face PSNR and face-id per
@@ -43,19 +43,20 @@ def main() -> None:
     parser.add_argument("--out", default="results/convergence")
     args = parser.parse_args()
 
-    from privbench.runner import Benchmark
+    from privbench.engine.inputs import inputs_for
+    from privbench.grid import group_settings, rows_of
 
     default = next(a.params for a in load_config().attacks if a.name == "rmle")
-    bench = Benchmark(load_config(None, schedule_config()), Cache(args.cache_dir))
+    bench = inputs_for(load_config(None, schedule_config()), Cache(args.cache_dir))
     rows = []
-    chosen = [s for s in bench.grid_settings() if not args.settings or s.label in args.settings.split(",")]
+    chosen = [s for s in group_settings(bench) if not args.settings or s.label in args.settings.split(",")]
     grid = [(int(i), float(lr), float(plateau)) for i in args.iterations.split(",") for lr in args.lrs.split(",")
             for plateau in args.plateaus.split(",")]
     for setting in chosen:
         for iterations, lr, plateau in grid:
             params = {**default, "iterations": iterations, "lr": lr, "plateau": plateau}
             start = time.perf_counter()
-            frame = pd.DataFrame(bench.point(setting, ComponentConfig("rmle", params)).rows)
+            frame = pd.DataFrame(rows_of(bench, setting, ComponentConfig("rmle", params))["rows"])
             faces = frame[frame.dataset.str.startswith("synth-faces")]
             rows.append({"setting": setting.label, "iterations": iterations, "lr": lr,
                          "plateau": plateau, "psnr": frame[frame.metric == "psnr"].value.mean(),

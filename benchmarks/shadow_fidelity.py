@@ -26,8 +26,8 @@ from privbench.cache import Cache, default_cache_dir
 from privbench.config import load_config
 from privbench.device import derive_seed, seed_everything
 from privbench.distribution_matching import relative_feature_error
+from privbench.engine.inputs import inputs_for
 from privbench.registry import ATTACKS, DATASETS, METRICS, MODELS, parse_assignments
-from privbench.runner import Benchmark
 from privbench.threat import attacker_view
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     default_model = load_config().model
     config = load_config(None, table_config(32, args.seed, default_model.epochs, default_model.lr,
                                             default_model.batch_size, default_model.augment_blur))
-    bench = Benchmark(config, Cache(args.cache_dir))
+    bench = inputs_for(config, Cache(args.cache_dir))
     model = bench.model
     spec = MODELS.create(config.model.name, **config.model.params)
     data, task_data, task_labels = bench.attacker_images

@@ -84,13 +84,15 @@ def patrol(frame: pd.DataFrame) -> str:
 def perturbation(default: dict, frame: pd.DataFrame, cache: Cache) -> str:
     """The default run's perturbation setting and a sweep of ω_s × ω_a around it (the paper's 0.5 / 1 included):
     utility and the defended image's own rows only (no attack is needed for paper 003's quantities)."""
+    from privbench.engine.inputs import inputs_for
+    from privbench.grid import rows_of
     from privbench.registry import DEFENSES
-    from privbench.runner import Benchmark
+    from privbench.setting import Setting
 
     configured = next(d for d in default["defenses"] if d["name"] == "perturbation")
     data = copy.deepcopy(default)
     data["metrics"] = ["accuracy", "ssim", "attack-acc"]
-    engine = Benchmark(load_config(None, data), cache)
+    engine = inputs_for(load_config(None, data), cache)
     test = default["task"]["test"]["name"]
     clean = value(undefended(frame), kind="utility", metric="accuracy")
     lines = ["| setting | target accuracy | aux-acc on x′ | attack-acc on x′ | SSIM(x, x′) | worst face PSNR | "
@@ -103,7 +105,7 @@ def perturbation(default: dict, frame: pd.DataFrame, cache: Cache) -> str:
         for w_aux in (0.0, 1.0):
             defense = DEFENSES.create("perturbation", **{**configured.get("params", {}), "w_ssim": w_ssim,
                                                          "w_aux": w_aux})
-            rows = pd.DataFrame(engine.utility_rows(defense) + engine.input_rows(defense))
+            rows = pd.DataFrame(rows_of(engine, Setting(defense), None)["rows"])
             is_default = w_ssim == configured["strengths"][0] and w_aux == 1.0
             psnr = value(attacked, attack="worst", metric="psnr", dataset="synth-faces") if is_default else None
             face = value(attacked, attack="worst", metric="face-id", dataset="synth-faces") if is_default else None

@@ -50,13 +50,15 @@ class Needed:
 
 def _scan(config_paths: list[str], cache: Cache, dry: bool) -> tuple[list[Trained], list[Needed]]:
     """(recognizers trained or found, recognizers missing) over every group of every config."""
-    from privbench.runner import Benchmark
+    from privbench.engine.graph import Graph
+    from privbench.engine.inputs import RunInputs
+    from privbench.engine.scoring import score_privacy
 
     found: list[Trained] = []
     missing: list[Needed] = []
     for path in config_paths:
         for group in load_grid(path).groups:
-            engine = Benchmark(group, cache)
+            engine = RunInputs(group, Graph(cache))
             privacy = [m for m in engine.metrics if m.side == "privacy"]
             sets = [(-1, group.task_test.name, engine.task_test)]
             sets += [(i, engine.probe_name(i), probe) for i, probe in enumerate(engine.probes)]
@@ -65,7 +67,7 @@ def _scan(config_paths: list[str], cache: Cache, dry: bool) -> tuple[list[Traine
                 for metric in privacy:
                     with recording(dry=dry) as record:
                         try:
-                            engine.score_privacy([metric], index, name, images, x, x)
+                            score_privacy(engine, [metric], index, name, images, x, x)
                         except NotShipped as absent:
                             if absent.kind in SHIPPED_KINDS:
                                 missing.append(Needed(absent.kind, shipped_key(absent.kind, absent.spec),

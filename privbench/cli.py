@@ -239,7 +239,7 @@ def _dry_run(config, out_root: Path, cache_dir, no_cache: bool) -> None:
     from privbench.cache import Cache
     from privbench.grid import codec_problems
     from privbench.journal import Journal
-    from privbench.sweep import dry_run
+    from privbench.sweep import dry_run, nodes_to_compute
 
     cache = Cache(cache_dir, enabled=not no_cache)
     table = dry_run(config, cache, Journal(partial_folder(out_root, config.name)))
@@ -247,6 +247,13 @@ def _dry_run(config, out_root: Path, cache_dir, no_cache: bool) -> None:
     states = table["state"].value_counts()
     click.echo(f"{len(table)} points ({len(config.groups)} model × split × seed): "
                + ", ".join(f"{states.get(s, 0)} {s}" for s in ("finished", "cached", "to run")))
+    nodes = nodes_to_compute(config, cache)
+    if len(nodes):
+        click.echo("\nnodes to compute (cost: rough units, a setting's own rows = 1):")
+        click.echo(_aligned(nodes.astype(str), {"cost"}))
+        by_kind = nodes.groupby("node", sort=False)["cost"].agg(["count", "sum"])
+        click.echo(f"{len(nodes)} nodes, estimated cost {int(nodes['cost'].sum())}: "
+                   + ", ".join(f"{k} {int(r['count'])} ({int(r['sum'])})" for k, r in by_kind.iterrows()))
     for problem in codec_problems(config, cache):
         click.echo(f"privbench: warning: this grid cannot run here yet: {problem}", err=True)
 
@@ -373,8 +380,9 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
     from privbench.config import load_config
     from privbench.defenses.base import TrainedDefense
     from privbench.defenses.saved import save_defense
+    from privbench.engine.inputs import inputs_for
+    from privbench.engine.pipelines import fit_node
     from privbench.registry import DEFENSES, parse_assignments
-    from privbench.runner import Benchmark
 
     load_components()
     chosen = DEFENSES.create(defense, **parse_assignments(defense_params))
@@ -384,11 +392,11 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
     if save_path.is_dir():
         raise PrivbenchError(f"--save {save_path} is a folder; name a file")
     config = load_config(config_file, _overrides(None, seed, device))
-    engine = Benchmark(config, Cache(cache_dir, enabled=not no_cache))
+    inputs = inputs_for(config, Cache(cache_dir, enabled=not no_cache))
     started = time.perf_counter()
-    state = engine.fit_defense(chosen)
-    save_defense(save_path, chosen, state, engine.model_key_hash, engine.model_summary)
-    how = "fitted" if engine.fits else "from the cache"
+    state = inputs.graph.get(fit_node(inputs, chosen))
+    save_defense(save_path, chosen, state, inputs.model_key_hash, inputs.model_summary)
+    how = "fitted" if inputs.graph.made["defense"] else "from the cache"
     click.echo(f"{defense} ({how}, {time.perf_counter() - started:.1f}s) -> {save_path}")
 
 

@@ -81,7 +81,9 @@ def check_privacy_metric(metric: Metric) -> None:
 def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = None) -> pd.DataFrame:
     """One row per (defense setting, attack, probe set) of the run that ``metric`` applies to."""
     from privbench.config import load_config
-    from privbench.runner import Benchmark
+    from privbench.engine.attack_rows import recon_node
+    from privbench.engine.inputs import inputs_for
+    from privbench.grid import checked_settings
 
     check_privacy_metric(metric)
     path = Path(run_dir) / "config.yaml"
@@ -91,27 +93,32 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
         raise PrivbenchError(f"{run_dir} has no config.yaml (written by `privbench run` since `eval` exists; "
                              "run it again)")
     config = load_config(path, {"device": device} if device else None)
-    bench = Benchmark(config, cache)
+    inputs = inputs_for(config, cache)
     # Each probe set and the crop views inside it (the faces and plates of detection scenes) that carry the
     # metric's labels.
     applicable = [(i, label, images, crop) for i in range(len(config.probes))
-                  for label, images, crop in bench.privacy_sets(i, bench.probe_name(i), bench.probes[i])
+                  for label, images, crop in inputs.privacy_sets(i, inputs.probe_name(i), inputs.probes[i])
                   if metric.applies_to(images) and (crop is None or metric.requires)]
     for _, label, images, _ in applicable:
         _check(metric, label, bool(images.meta.get("synthetic")), "cli")
     rows = []
-    for defense in bench.defense_settings() if applicable else []:
+    settings, problems = checked_settings(inputs) if applicable else ([], [])
+    if problems and any(setting.codec is not None for setting, _ in settings):
+        raise PrivbenchError(problems[0])
+    for setting, _ in settings:  # every setting of the run, each codec quality among them
         for attack_cfg in config.attacks:
-            recon = bench.reconstructions(defense, ATTACKS.create(attack_cfg.name, **attack_cfg.params))
+            recon = inputs.graph.get(recon_node(inputs, setting, ATTACKS.create(attack_cfg.name, **attack_cfg.params)))
             for i, label, images, crop in applicable:
-                x, x_hat = bench.probes[i].floats(), recon[bench.probe_name(i)].float().div(255.0)
+                x, x_hat = inputs.probes[i].floats(), recon[inputs.probe_name(i)].float().div(255.0)
                 if crop is not None:
                     x, x_hat = crop(x), crop(x_hat)
-                inputs = PrivacyInputs(x, x_hat, images)
-                rows.append(_score(metric, inputs, bench.context, "cli", defense=defense.name,
-                                   strength=defense.strength, attack=attack_cfg.column, dataset=label))
+                codec = setting.columns()
+                rows.append(_score(metric, PrivacyInputs(x, x_hat, images), inputs.context, "cli",
+                                   defense=setting.defense.name, strength=setting.defense.strength,
+                                   codec=codec["codec"], quality=codec["quality"], attack=attack_cfg.column,
+                                   dataset=label))
     if not rows:
-        names = ", ".join(bench.probe_name(i) for i in range(len(config.probes)))
+        names = ", ".join(inputs.probe_name(i) for i in range(len(config.probes)))
         raise PrivbenchError(f"metric '{metric.name}' applies to none of the run's probe sets ({names})")
     return _frame(rows)
 

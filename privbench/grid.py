@@ -2,10 +2,11 @@
 setting × codec quality × attack, and :func:`evaluate`, the one function that turns a point into its rows.
 
 A point is plain data: its group (the single-valued :class:`~privbench.config.RunConfig` of its model, split and
-seed), the index of its setting in that group, its attack (``None``: the setting's own rows — utility, rate, edge
-cost, the defended image x′) and its :meth:`GridPoint.spec`, the content key of its rows in the cache. An executor
-can pickle it, run it in another process or on another machine and get the same rows: :func:`evaluate` reads and
-writes nothing but the cache, and every random step inside is seeded from the run seed and the step's name.
+seed), its setting as plain values (the defense and the codec with their parameters), its attack (``None``: the
+setting's own rows — utility, rate, edge cost, the defended image x′) and :meth:`GridPoint.spec`, the key of its
+rows' node in the run's graph (:mod:`privbench.engine`). An executor can pickle it, run it in another process or
+on another machine and get the same rows: :func:`evaluate` reads and writes nothing but the cache, and every
+random step inside is seeded from the run seed and the step's name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 
 from privbench.cache import Cache, canonical_json, spec_hash
 from privbench.config import ComponentConfig, GridConfig, RunConfig
+from privbench.engine.graph import Node
+from privbench.engine.inputs import RunInputs, inputs_for
+from privbench.engine.settings import SettingChoice, build_setting, check_inputs
 from privbench.errors import PrivbenchError
+from privbench.registry import ATTACKS
+from privbench.setting import Setting
 
 #: cache kind of a setting's own rows (the rows of an attack point are kind ``point``)
 SETTING_KIND = "setting"
@@ -25,8 +31,10 @@ POINT_KIND = "point"
 
 @dataclasses.dataclass(frozen=True)
 class GridPoint:
-    """One cell of the grid. ``model``, ``split``, ``seed``, ``setting`` and ``attack`` say what it is; ``key`` is
-    its content identity (:meth:`spec`), computed when the grid is expanded."""
+    """One cell of the grid, as plain values: its group (the single-valued :class:`~privbench.config.RunConfig` of
+    its model, split and seed: datasets, metrics, attacks), its setting (:class:`SettingChoice`: the defense and
+    codec with their parameters, not an index into the config), its attack (``None``: the setting's own rows) and
+    ``key``, the identity of its rows' node (:meth:`spec`), computed when the grid is expanded."""
 
     index: int
     model: str
@@ -35,7 +43,7 @@ class GridPoint:
     setting: str  # the setting's label: defense=strength [codec@placement quality]
     columns: str  # canonical JSON of the setting's result columns (defense, params, strength, codec, quality)
     attack: ComponentConfig | None
-    setting_index: int
+    choice: SettingChoice
     key: dict[str, Any] = dataclasses.field(repr=False, compare=False)
     group: RunConfig = dataclasses.field(repr=False, compare=False)
 
@@ -82,75 +90,99 @@ class PointResult:
 
 def expand(grid: GridConfig, cache: Cache, require_codecs: bool = False) -> list[GridPoint]:
     """Every point of ``grid``, in grid order (group by group; in a group setting by setting, the setting's own
-    rows then one point per attack). Each group's inputs are checked first (``Benchmark.check_inputs``: files,
-    recognizers, image sizes, saved defenses), so a bad grid fails before any point runs. A codec whose library
-    or binary this machine lacks fails the expansion only with ``require_codecs`` (a run); listing the grid
-    (``--dry-run``, a test of a preset) needs no codec binary: :func:`codec_problems` says what is missing."""
+    rows then one point per attack). Each group's inputs are checked first (:func:`~privbench.engine.settings.
+    check_inputs`: files, recognizers, image sizes, saved defenses), so a bad grid fails before any point runs. A
+    codec whose library or binary this machine lacks fails the expansion only with ``require_codecs`` (a run);
+    listing the grid (``--dry-run``, a test of a preset) needs no codec binary: :func:`codec_problems` says what
+    is missing."""
     points: list[GridPoint] = []
     for group in grid.groups:
-        engine = engine_for(group, cache)
-        if require_codecs:
-            engine.require_codecs()
-        for i, setting in enumerate(engine.grid_settings()):
-            columns = canonical_json(setting.columns())
-            common = dict(model=engine.model_spec.label, split=group.model.split, seed=group.seed,
-                          setting=setting.label, columns=columns, setting_index=i, group=group)
-            points.append(GridPoint(index=len(points), attack=None, key=engine.setting_key(setting), **common))
-            for attack in group.attacks:
-                points.append(GridPoint(index=len(points), attack=attack, key=engine.point_key(setting, attack),
-                                        **common))
+        inputs = inputs_for(group, cache)
+        settings, problems = checked_settings(inputs)
+        if require_codecs and problems:
+            raise PrivbenchError(problems[0])
+        for setting, file in settings:
+            choice = SettingChoice.of(setting, file)
+            inputs.settings[choice] = setting
+            common = dict(model=inputs.model_spec.label, split=group.model.split, seed=group.seed,
+                          setting=setting.label, columns=canonical_json(setting.columns()), choice=choice, group=group)
+            for attack in (None, *group.attacks):
+                node = point_node(inputs, choice, attack)
+                points.append(GridPoint(index=len(points), attack=attack, key=node.key(), **common))
     return points
 
 
-#: engines of this process, per (group, cache folder): the datasets and the task model load once per process
-_ENGINES: dict[tuple[str, str, bool], Any] = {}
-#: how many engines a process keeps (the most recently used; each holds its datasets and task model)
-KEPT_ENGINES = 4
+def checked_settings(inputs: RunInputs) -> tuple[list[tuple[Setting, str | None]], list[str]]:
+    """The group's settings and codec problems, checked once per process (:func:`check_inputs`)."""
+    if inputs.checked is None:
+        inputs.checked = check_inputs(inputs)
+    return inputs.checked
 
 
-def engine_for(group: RunConfig, cache: Cache):
-    """The :class:`~privbench.runner.Benchmark` of ``group`` in this process (built once per process; it only
-    memoizes what the cache would give it anyway). Its settings are checked once, when it is built."""
-    from privbench.runner import Benchmark
+def point_node(inputs: RunInputs, choice: SettingChoice, attack: ComponentConfig | None) -> Node:
+    """The node of a point's rows, built once per process: its attack is constructed here, once."""
+    from privbench.engine.attack_rows import point_node as attack_point
+    from privbench.engine.setting_rows import setting_node
 
-    key = (canonical_json(group.raw), str(cache.root), cache.enabled)
-    engine = _ENGINES.get(key)
-    if engine is None or engine.cache is not cache:
-        engine = Benchmark(group, cache)
-        engine.grid_settings()
-    _ENGINES.pop(key, None)
-    _ENGINES[key] = engine  # most recently used last
-    while len(_ENGINES) > KEPT_ENGINES:
-        del _ENGINES[next(iter(_ENGINES))]
-    return engine
+    key = (choice, None if attack is None else canonical_json([attack.name, attack.params, attack.label]))
+    node = inputs.points.get(key)
+    if node is None:
+        setting = build_setting(inputs, choice)
+        if attack is None:
+            node = setting_node(inputs, setting)
+        else:
+            node = attack_point(inputs, setting, attack, ATTACKS.create(attack.name, **attack.params))
+        inputs.points[key] = node
+    return node
+
+
+def group_settings(inputs: RunInputs) -> list[Setting]:
+    """The checked settings of a group (for scripts that drive the engine setting by setting)."""
+    return [setting for setting, _ in checked_settings(inputs)[0]]
+
+
+def rows_of(inputs: RunInputs, setting: Setting, attack: ComponentConfig | None) -> dict[str, Any]:
+    """The value of one point's node — ``rows`` (and, for an attack, ``samples``) and ``notes`` — for any setting
+    and attack, in the grid or not (benchmarks sweep an attack's parameters through the engine with it)."""
+    from privbench.engine.attack_rows import point_node as attack_point
+    from privbench.engine.setting_rows import setting_node
+
+    if attack is None:
+        return inputs.graph.get(setting_node(inputs, setting))
+    return inputs.graph.get(attack_point(inputs, setting, attack, ATTACKS.create(attack.name, **attack.params)))
+
+
+class PointFailed(PrivbenchError):
+    """A grid step raised: the message names the step and the cause; the cause is chained (``--debug``)."""
+
+
+def originals(group: RunConfig, cache: Cache) -> dict[str, Any]:
+    """uint8 originals of the first images of every probe set (probe name -> images), for the reconstruction grid."""
+    from privbench.engine.attack_rows import originals_node
+
+    inputs = inputs_for(group, cache)
+    return inputs.graph.get(originals_node(inputs))
 
 
 def codec_problems(grid: GridConfig, cache: Cache) -> list[str]:
     """Why codecs of ``grid`` cannot run on this machine (one line each, no repeats); empty when all can."""
     found: list[str] = []
     for group in grid.groups:
-        found += [p for p in engine_for(group, cache).codec_problems if p not in found]
+        found += [p for p in checked_settings(inputs_for(group, cache))[1] if p not in found]
     return found
 
 
 def evaluate(point: GridPoint, cache: Cache) -> PointResult:
     """The rows of ``point``: from the cache under :meth:`GridPoint.spec`, or computed (and stored there)."""
-    engine = engine_for(point.group, cache)
-    setting = engine.grid_settings()[point.setting_index]
-    if canonical_json(setting.columns()) != point.columns:
-        raise PrivbenchError(f"internal error: grid point {point.step} does not match the setting it names; "
-                             "please report it")
+    inputs = inputs_for(point.group, cache)
+    node = point_node(inputs, point.choice, point.attack)
+    if node.key() != point.key:
+        raise PrivbenchError(f"internal error: grid point {point.step} does not match the node it names; please "
+                             "report it")
     hits, misses = cache.hits, cache.misses
     start = time.perf_counter()
-    if point.attack is None:
-        def compute() -> dict[str, Any]:
-            return {"rows": engine.setting_rows(setting), "notes": [w] if (w := engine.model_check()) else []}
-
-        value = cache.get_or_create(SETTING_KIND, point.spec(), compute)
-        rows, samples, notes = value["rows"], {}, value["notes"]
-    else:
-        out = engine.point(setting, point.attack)
-        rows, samples, notes = out.rows, out.samples, out.notes
+    value = inputs.graph.get(node)
+    rows, samples, notes = value["rows"], value.get("samples", {}), value["notes"]
     status = "computed" if cache.misses > misses or not cache.enabled else "cached"
     return PointResult(rows=rows, samples=samples, notes=notes, status=status,
                        seconds=round(time.perf_counter() - start, 3), hits=cache.hits - hits,

@@ -42,7 +42,7 @@ KEY_COLUMNS = ["dataset", *POINT_COLUMNS, "attack", "metric"]
 #: the worst case over attacks is taken per seed, probe set, grid point and metric
 WORST_CASE_GROUP = ["seed", "dataset", *POINT_COLUMNS, "metric"]
 #: what ``privbench eval`` prints of a run's rows
-EVAL_COLUMNS = ["defense", "strength", "attack", "dataset", "metric", *SCORE_COLUMNS, "ci_method", "n"]
+EVAL_COLUMNS = ["defense", "strength", "codec", "quality", "attack", "dataset", "metric", *SCORE_COLUMNS, "ci_method", "n"]
 
 
 @functools.cache

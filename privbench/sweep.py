@@ -21,15 +21,16 @@ from typing import Any
 import torch
 
 from privbench import __version__
-from privbench.cache import Cache, canonical_json
+from privbench.cache import Cache
 from privbench.config import GridConfig, RunConfig
+from privbench.engine.setting_rows import INTERCEPTED
 from privbench.errors import PrivbenchError
 from privbench.executors import PointError, SerialExecutor
-from privbench.grid import GridPoint, engine_for, expand
+from privbench.grid import GridPoint, PointFailed, expand, inputs_for, point_node
+from privbench.grid import originals as probe_originals
 from privbench.journal import Journal
 from privbench.registry import METRICS
 from privbench.results import git_sha, to_frame
-from privbench.runner import INTERCEPTED, PointFailed
 from privbench.worst_case import add_worst_case
 
 
@@ -144,47 +145,24 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     frame = to_frame(rows)
     if any(len(g.attacks) > 1 for g in grid.groups) or (frame["attack"] == INTERCEPTED).any():
         frame = add_worst_case(frame, METRICS)
-    originals = engine_for(grid.groups[0], cache).originals()
+    originals = probe_originals(grid.groups[0], cache)
     manifest = _manifest(grid, executor, points, status, seconds, started, expanded, time.perf_counter() - clock,
                          grouped)
     return RunOutput(frame, samples, originals, notes, failures, manifest)
 
 
-#: rough cost of a grid point's parts, for the run's bar, in units of a setting's own rows (utility, rate, edge
-#: cost: ~0.2 s in the quick preset on 2 cores; an attack there took 0.6–4.7 s, the task model ~30 s)
-SETTING_WORK = 1
-ATTACK_WORK = 8
-DEFENSE_FIT_WORK = 50  # a trained defense, fitted by the first point of its setting
-TASK_MODEL_EPOCH_WORK = 15  # per epoch of a task model privbench trains, paid by the first point of its group
-
-
 def estimated_work(points: list[GridPoint], cache: Cache) -> dict[str, int]:
-    """A rough cost of each point (by id), so the run's bar and its ETA follow the work rather than the count of
-    points: an attack costs more than a setting's own rows, the first point of a setting with a trained defense
-    fits it, the first point of a group trains its task model. A point already in the cache costs 1."""
-    from privbench.defenses.base import TrainedDefense
-    from privbench.task_model import trains_here
+    """A rough cost of each point (by id): the nodes it needs that nothing holds yet (:mod:`privbench.engine.plan`),
+    each counted at the first point that needs it — so the run's bar and its ETA follow the work rather than the
+    count of points. A point whose rows are cached costs 1."""
+    from privbench.engine.plan import cost, pending
 
+    seen: set[str] = set()
     out: dict[str, int] = {}
-    paid: set[Any] = set()
     for point in points:
-        if cache.has(point.kind, point.spec()):
-            out[point.id] = 1
-            continue
-        engine = engine_for(point.group, cache)
-        cost = SETTING_WORK if point.attack is None else ATTACK_WORK
-        group = canonical_json(point.group.raw)
-        if group not in paid:
-            paid.add(group)
-            if trains_here(point.group.model, engine.model_spec):
-                cost += TASK_MODEL_EPOCH_WORK * point.group.model.epochs
-        defense = engine.grid_settings()[point.setting_index].defense
-        fit = (group, canonical_json(defense.spec()))  # settings that differ only by codec share one fit
-        if fit not in paid and isinstance(defense, TrainedDefense) and defense.state is None \
-                and not defense.is_identity():
-            paid.add(fit)
-            cost += DEFENSE_FIT_WORK
-        out[point.id] = cost
+        inputs = inputs_for(point.group, cache)
+        needed = pending(inputs.graph, [point_node(inputs, point.choice, point.attack)], seen)
+        out[point.id] = max(1, sum(cost(node) for node in needed))
     return out
 
 
@@ -230,6 +208,25 @@ def dry_run(config: GridConfig | RunConfig, cache: Cache, journal: Journal | Non
                           "attack": p.attack.column if p.attack else "(utility, rate, cost)",
                           "state": "finished" if p.id in done else "cached" if cache.has(p.kind, p.spec()) else "to run"}
                          for p in points])
+
+
+def nodes_to_compute(config: GridConfig | RunConfig, cache: Cache) -> Any:
+    """The nodes a run of ``config`` would produce (inputs before what is made from them; each once), with their
+    kind, what they are for and an estimated cost (:mod:`privbench.engine.plan`)."""
+    import pandas as pd
+
+    from privbench.engine.plan import cost, describe, pending
+
+    grid = as_grid(config)
+    seen: set[str] = set()
+    rows = []
+    for point in expand(grid, cache):
+        inputs = inputs_for(point.group, cache)
+        for node in pending(inputs.graph, [point_node(inputs, point.choice, point.attack)], seen):
+            if cost(node):
+                rows.append({"node": node.kind, "for": describe(node) or point.group_label, "cost": cost(node),
+                             "stored": "yes" if node.stored else "memory"})
+    return pd.DataFrame(rows, columns=["node", "for", "cost", "stored"])
 
 
 def run_benchmark(config: GridConfig | RunConfig, cache: Cache, progress: bool = True, keep_going: bool = False,

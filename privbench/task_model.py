@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from privbench.cache import Cache
 from privbench.config import ModelConfig
 from privbench.data.base import ImageSet
 from privbench.device import derive_seed, seed_everything
@@ -36,34 +35,40 @@ def training_key(cfg: ModelConfig, spec: ModelSpec) -> dict[str, Any]:
     return key
 
 
-def task_model(cfg: ModelConfig, train: ImageSet, train_spec: dict[str, Any], seed: int, device: torch.device,
-               cache: Cache, progress=None) -> SplitModel:
-    """Build the task network, train it on ``train`` (or load it from the cache; or use the given weights as
-    they are) and cut it at ``cfg.split``."""
+def _network(cfg: ModelConfig, train: ImageSet):
+    """(model spec, task, untrained network, class count, input shape) of ``cfg`` for ``train``; the split is cut
+    once here, so a bad split name fails before any training."""
     spec_obj: ModelSpec = MODELS.create(cfg.name, **cfg.params)
     task = get_task(spec_obj.task)
     task.check_data(train, "the task's training")
     num_classes = task.num_classes(train)
     input_shape = (3, *train.size)
     network = spec_obj.build(num_classes, input_shape)
-    # Cut first: a bad split name fails before any training.
     spec_obj.split_model(network, cfg.split, num_classes, input_shape)
-    if trains_here(cfg, spec_obj):
-        key = {**training_key(cfg, spec_obj), "train": train_spec, "seed": seed, "num_classes": num_classes,
-               "input": list(input_shape), "device": device.type}
+    return spec_obj, task, network, num_classes, input_shape
 
-        def train_now() -> dict[str, torch.Tensor]:
-            seed_everything(derive_seed(seed, "task-model"))
-            fresh = spec_obj.build(num_classes, input_shape)
-            pipeline = spec_obj.split_model(fresh, cfg.split, num_classes, input_shape)  # shares fresh's modules
-            with step(f"training the task model ({spec_obj.label} on {len(train.images)} {train.name} images, "
-                      f"seed {seed})"):
-                fit_task(pipeline, train.images, task.targets(train), epochs=cfg.epochs, lr=cfg.lr,
-                         batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
-                         progress=progress, augment_blur=cfg.augment_blur, loss_fn=pipeline.task_loss)
-            return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
 
-        network.load_state_dict(cache.get_or_create("task-model", key, train_now))
+def train_weights(cfg: ModelConfig, train: ImageSet, seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The weights of the task network trained on ``train`` (CPU tensors): the value of the engine's
+    ``task-model`` node (:attr:`privbench.engine.inputs.RunInputs.model_node`)."""
+    spec_obj, task, _, num_classes, input_shape = _network(cfg, train)
+    seed_everything(derive_seed(seed, "task-model"))
+    fresh = spec_obj.build(num_classes, input_shape)
+    pipeline = spec_obj.split_model(fresh, cfg.split, num_classes, input_shape)  # shares fresh's modules
+    with step(f"training the task model ({spec_obj.label} on {len(train.images)} {train.name} images, seed {seed})"):
+        fit_task(pipeline, train.images, task.targets(train), epochs=cfg.epochs, lr=cfg.lr,
+                 batch_size=cfg.batch_size, device=device, seed=derive_seed(seed, "task-order"),
+                 augment_blur=cfg.augment_blur, loss_fn=pipeline.task_loss)
+    return {k: v.detach().cpu() for k, v in fresh.state_dict().items()}
+
+
+def build_task_model(cfg: ModelConfig, train: ImageSet, device: torch.device,
+                     weights: dict[str, torch.Tensor] | None) -> SplitModel:
+    """The task network on ``device``, frozen and cut at ``cfg.split``: with ``weights`` (privbench trained it:
+    :func:`train_weights`) or as the model spec builds it (its given weights, used as given)."""
+    spec_obj, _, network, num_classes, input_shape = _network(cfg, train)
+    if weights is not None:
+        network.load_state_dict(weights)
     network.to(device).eval()
     for p in network.parameters():
         p.requires_grad_(False)

@@ -18,9 +18,10 @@ from privbench.codecs.stage import CodecStage, codec_stages, with_codec
 from privbench.codecs.tiling import ClipRange, FeatureStats, dequantize, grid_shape, quantize, tile, untile
 from privbench.components import load_components
 from privbench.config import load_config
+from privbench.engine.inputs import inputs_for
+from privbench.engine.settings import check_inputs, crossed_with_codecs, defense_settings
 from privbench.errors import PrivbenchError
 from privbench.registry import CODECS, DEFENSES
-from privbench.runner import Benchmark
 from privbench.setting import Setting
 from privbench.sweep import run_benchmark
 
@@ -160,12 +161,12 @@ def test_settings_cross_defenses_with_the_codec_entries_that_apply(tmp_path):
     data = codec_config([{"name": "none"}, {"name": "png", "qualities": [1, 9], "defenses": ["dropout"]},
                          {"name": "png", "params": {"placement": "input"}, "qualities": [6]}],
                         defenses=[{"name": "noise", "strengths": [0.0]}, {"name": "dropout", "strengths": [0.5]}])
-    bench = Benchmark(load_config(None, data), Cache(tmp_path))
-    labels = [s.label for s in bench.settings()]
+    inputs = inputs_for(load_config(None, data), Cache(tmp_path))
+    labels = [s.label for s, _ in crossed_with_codecs(inputs, defense_settings(inputs))]
     assert labels == ["noise=0", "noise=0 png@input quality=6", "dropout=0.5", "dropout=0.5 png@features quality=1",
                       "dropout=0.5 png@features quality=9", "dropout=0.5 png@input quality=6"]
     with pytest.raises(PrivbenchError, match="cannot run before it"):
-        bench.check_inputs()  # dropout at the features cannot run before input coding
+        check_inputs(inputs)  # dropout at the features cannot run before input coding
 
 
 def test_a_coded_run_writes_rate_rows_and_codec_columns(tmp_path):

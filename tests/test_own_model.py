@@ -11,11 +11,10 @@ from conftest import reduced, write_config
 from privbench.cache import Cache
 from privbench.cli import main
 from privbench.config import config_data, load_config, parse_config, with_model
+from privbench.engine.inputs import RunInputs, inputs_for
 from privbench.errors import PrivbenchError
-from privbench.grid import engine_for
 from privbench.registry import MODELS
 from privbench.results import read_csv
-from privbench.runner import Benchmark
 from privbench.sweep import run_benchmark
 
 NET_SOURCE = """
@@ -61,11 +60,11 @@ def tiny(model: dict) -> dict:
     return data
 
 
-def run(data: dict, cache_dir) -> tuple[Benchmark, Cache]:
+def run(data: dict, cache_dir) -> tuple[RunInputs, Cache]:
     cache = Cache(cache_dir)
     config = load_config(None, data)
     run_benchmark(config, cache, progress=False)
-    return engine_for(config, cache), cache
+    return inputs_for(config, cache), cache
 
 
 def entries(cache_dir, kind: str) -> int:

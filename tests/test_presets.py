@@ -72,17 +72,21 @@ def test_an_attack_given_twice_needs_a_label():
 def test_a_label_only_renames_the_rows_of_an_attack(tmp_path):
     """The label is in the point's key (its rows carry it) but not in the fitted attack's: relabelling an attack
     refits nothing."""
-    from privbench.grid import engine_for
+    from privbench.engine.inputs import inputs_for
+    from privbench.grid import checked_settings, point_node
 
     plain = load_config(resolve_config("quick"))
     labelled = load_config(resolve_config("quick"), {"attacks": [{"name": "rmle", "label": "white-box",
                                                                   "params": dict(plain.attacks[1].params)}]})
     cache = Cache(tmp_path, enabled=False)
-    a, b = engine_for(plain, cache), engine_for(labelled, cache)
-    (setting, *_) = a.grid_settings()
-    assert a.point_key(setting, plain.attacks[1]) != b.point_key(setting, labelled.attacks[0])
-    assert {k: v for k, v in b.point_key(setting, labelled.attacks[0]).items() if k != "label"} \
-        == a.point_key(setting, plain.attacks[1])
+    a, b = inputs_for(plain, cache), inputs_for(labelled, cache)
+    from privbench.engine.settings import SettingChoice
+
+    (setting, file), *_ = checked_settings(a)[0]
+    choice = SettingChoice.of(setting, file)
+    rows_a, rows_b = point_node(a, choice, plain.attacks[1]), point_node(b, choice, labelled.attacks[0])
+    assert rows_a.digest != rows_b.digest and rows_b.params["column"] == "white-box"
+    assert rows_a.input("recon").input("attacker").digest == rows_b.input("recon").input("attacker").digest
 
 
 def test_listing_a_grid_needs_no_codec_binary_but_running_it_does(tmp_path, monkeypatch):

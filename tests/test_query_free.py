@@ -130,7 +130,10 @@ def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
 
     from privbench.cache import Cache
     from privbench.config import load_config
-    from privbench.runner import Benchmark
+    from privbench.engine.attack_rows import attacker_node, fitted_attack
+    from privbench.engine.inputs import inputs_for
+    from privbench.engine.pipelines import pipeline_node
+    from privbench.grid import checked_settings
     from privbench.sweep import run_benchmark
 
     data = reduced(attacks=[{"name": "fora", "params": {"epochs": 2, "warmup_epochs": 1, "decoder_epochs": 1}}],
@@ -143,12 +146,13 @@ def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
     frame = run_benchmark(config, cache, progress=False).frame
     rows = frame[(frame.attack == "fora") & (frame.metric == "psnr")]
     assert len(rows) == 1 and rows.value.notna().all()
-    bench = Benchmark(config, cache)
-    (setting,) = bench.settings()
-    defended = bench.defended(setting)
+    bench = inputs_for(config, Cache(tmp_path))  # a fresh process's view of the cache
+    ((setting, _),) = checked_settings(bench)[0]
+    defended = bench.graph.get(pipeline_node(bench, setting))
     # the run cached the fitted substitute: this loads it, with the same view
-    fitted = bench.fitted_attack(setting, ATTACKS.create("fora", epochs=2, warmup_epochs=1, decoder_epochs=1),
-                                 defended)
+    attack = ATTACKS.create("fora", epochs=2, warmup_epochs=1, decoder_epochs=1)
+    fitted = fitted_attack(bench.graph, attacker_node(bench, setting, attack))
+    assert bench.graph.made["attacker"] == 0
     assert fitted.shadow is not None
     assert fitted.view.intercepted.shape == (len(bench.task_test.images), *defended.feature_shape())
     # the attacker never receives the victims' images, only their (noisy) features

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from privbench.attacks.rmle import RMLESettings, rmle_invert
-from privbench.runner import reconstruct_together
+from privbench.engine.attack_rows import reconstruct_together
 
 
 class _RMLE:

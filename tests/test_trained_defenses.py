@@ -18,11 +18,12 @@ from privbench.components import load_components
 from privbench.config import load_config
 from privbench.defenses.autoencoder import Autoencoder, BottleneckDecoder, BottleneckEncoder
 from privbench.defenses.saved import read_defense
+from privbench.engine.inputs import inputs_for
+from privbench.engine.pipelines import defended_node, fit_node
+from privbench.engine.settings import defense_settings
 from privbench.errors import PrivbenchError
-from privbench.grid import engine_for
 from privbench.losses import compressibility_loss, dct2, prediction_residual
 from privbench.registry import DEFENSES
-from privbench.runner import Benchmark
 from privbench.split import SplitModel
 from privbench.sweep import run_benchmark
 from privbench.training import Update, train
@@ -83,7 +84,7 @@ def test_bottleneck_replaces_front_and_back_and_crosses_with_fewer_channels():
 
 def test_fit_trains_the_autoencoder_with_the_task_loss_and_leaves_the_task_network_frozen(tmp_path, monkeypatch):
     config = load_config(None, tiny_config())
-    engine = Benchmark(config, Cache(tmp_path))
+    engine = inputs_for(config, Cache(tmp_path))
     model = engine.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
@@ -95,7 +96,7 @@ def test_fit_trains_the_autoencoder_with_the_task_loss_and_leaves_the_task_netwo
 
     monkeypatch.setattr(SplitModel, "task_loss", counting)
     defense = Autoencoder(**QUICK_AE)
-    state = engine.fit_defense(defense)
+    state = engine.graph.get(fit_node(engine, defense))
     assert calls, "the autoencoder's task term must come from SplitModel.task_loss"
     assert set(state) == {"encoder", "decoder"}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -103,10 +104,10 @@ def test_fit_trains_the_autoencoder_with_the_task_loss_and_leaves_the_task_netwo
 
 def test_non_adversarial_bottleneck_builds_no_recnet(tmp_path, monkeypatch):
     config = load_config(None, tiny_config())
-    engine = Benchmark(config, Cache(tmp_path))
+    engine = inputs_for(config, Cache(tmp_path))
     built = []
     monkeypatch.setattr(Autoencoder, "recnet", lambda self, model: built.append(1) or nn.Identity())
-    engine.fit_defense(Autoencoder(w_rec=0.0, **QUICK_AE))
+    engine.graph.get(fit_node(engine, Autoencoder(w_rec=0.0, **QUICK_AE)))
     assert built == []
 
 
@@ -116,10 +117,10 @@ def test_a_trained_defense_is_fitted_once_per_run_and_never_again_from_the_cache
     cache = Cache(tmp_path)
     out = run_benchmark(config, cache, progress=False)
     # two settings (w_rec 0 and 1), each fitted once for utility, cost and the attack
-    assert engine_for(config, cache).fits == 2
+    assert inputs_for(config, cache).graph.made["defense"] == 2
     warm = Cache(tmp_path)
     again = run_benchmark(config, warm, progress=False)
-    assert engine_for(config, warm).fits == 0
+    assert inputs_for(config, warm).graph.made["defense"] == 0
     cols = ["defense", "strength", "attack", "metric", "value"]
     assert again.frame[cols].equals(out.frame[cols])
     cost = out.frame[out.frame["kind"] == "cost"]
@@ -138,9 +139,9 @@ def test_saved_defense_round_trips_and_is_refused_for_another_task_model(tmp_pat
     assert record.name == "autoencoder" and record.params["w_rec"] == 1.0
 
     config = load_config(cfg)
-    engine = Benchmark(config, Cache(cache))
+    engine = inputs_for(config, Cache(cache))
     fitted = Autoencoder(**QUICK_AE)
-    expected = engine.defended(fitted)
+    expected = engine.graph.get(defended_node(engine, fitted))
     rebuilt = record.defense().apply(engine.model)
     x = torch.rand(4, 3, 32, 32)
     assert torch.equal(rebuilt.transmit(x), expected.transmit(x))
@@ -151,11 +152,11 @@ def test_saved_defense_round_trips_and_is_refused_for_another_task_model(tmp_pat
     data["defenses"] = [{"file": str(saved)}]
     other = Cache(tmp_path / "other-cache")
     frame = run_benchmark(load_config(None, data), other, progress=False).frame
-    assert engine_for(load_config(None, data), other).fits == 0 and set(frame["defense"]) == {"autoencoder"}
+    assert inputs_for(load_config(None, data), other).graph.made["defense"] == 0 and set(frame["defense"]) == {"autoencoder"}
 
     data["seed"] = 1  # another task model
     with pytest.raises(PrivbenchError, match="fitted for another task model"):
-        Benchmark(load_config(None, data), Cache(tmp_path / "other-cache")).defense_settings()
+        defense_settings(inputs_for(load_config(None, data), Cache(tmp_path / "other-cache")))
     (tmp_path / "broken.pt").write_bytes(b"not a torch file")
     data["defenses"] = [{"file": str(tmp_path / "broken.pt")}]
     with pytest.raises(PrivbenchError, match="not a privbench defense file"):

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from privbench.engine import attack_rows
 from privbench.results import read_csv
-from privbench.runner import Benchmark
 
 from .helpers import invoke, tiny, write_yaml
 
@@ -19,14 +19,14 @@ GRID = {"defenses": [{"name": "noise", "params": {"placement": "features"}, "str
 
 def fail_at(monkeypatch, strength: float) -> None:
     """Make the grid point at noise=``strength`` raise, as a bug inside an attack would."""
-    original = Benchmark.point
+    original = attack_rows._point_rows
 
-    def point(self, setting, attack_cfg):
-        if setting.defense.strength == strength:
+    def point(graph, node):
+        if node.payload[1].defense.strength == strength:
             raise RuntimeError("boom inside the attack")
-        return original(self, setting, attack_cfg)
+        return original(graph, node)
 
-    monkeypatch.setattr(Benchmark, "point", point)
+    monkeypatch.setattr(attack_rows, "_point_rows", point)
 
 
 def test_a_failing_point_stops_the_run_naming_it_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from privbench.components import load_components
+from privbench.engine.scoring import to_uint8_images
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import MetricContext, PrivacyInputs
 from privbench.registry import METRICS
-from privbench.runner import to_uint8_images
 
 load_components()
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
