@@ -1,19 +1,20 @@
-"""Executors: where the points of a grid run. Each yields ``(point, outcome)`` as points finish, in any order;
-the sweep (:mod:`privbench.sweep`) records them and assembles the table in grid order, so every executor gives
-the same results table.
+"""Executors: where the tasks of a run (:mod:`privbench.schedule`: expensive nodes of the graph and grid points)
+run. A task starts once the tasks it waits for have finished; each executor yields ``(task, outcome)`` as tasks
+finish, in any order. The sweep (:mod:`privbench.sweep`) records the points and assembles the table in grid
+order, so every executor gives the same results table.
 
-- :class:`SerialExecutor` (default): one point after another in this process.
+- :class:`SerialExecutor` (default): one task after another in this process, in the order listed.
 - :class:`ProcessExecutor` (``--jobs N``): N local worker processes (``spawn``: a fresh interpreter, no forked
-  OpenMP state), each with ``cores / N`` torch threads. The cache is shared: an entry that several points need —
-  the task model, a fitted defense, a dataset, a recognizer — is computed by the first worker that asks and
-  loaded by the others (:meth:`privbench.cache.Cache.locked`).
-- :class:`RayExecutor` (``--executor ray [--address ADDR]``): each point a Ray task on an existing cluster (or a
+  OpenMP state), each with ``cores / N`` torch threads; independent fits run side by side. The cache is shared:
+  a node that two running tasks need is computed by the first that asks and loaded by the other
+  (:meth:`privbench.cache.Cache.locked`).
+- :class:`RayExecutor` (``--executor ray [--address ADDR]``): each task a Ray task on an existing cluster (or a
   local one), asking for ``cpus`` CPUs and one GPU when the point's device is CUDA. The workers must see the
   same privbench and the same cache folder (a shared filesystem) — results are keyed by content, so a worker
   never reuses another configuration's entry. Needs ``pip install privbench[ray]``.
 
-An outcome is a :class:`~privbench.grid.PointResult`, or a :class:`PointError` when the point raised (its text
-and, from a worker, the remote traceback).
+An outcome is a :class:`~privbench.grid.PointResult` (a point), a :class:`~privbench.schedule.NodeDone` (a node),
+or a :class:`PointError` when the task raised (its text and, from a worker, the remote traceback).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from pathlib import Path
 
 from privbench.cache import Cache
 from privbench.errors import PrivbenchError, described
-from privbench.grid import GridPoint, PointResult, evaluate
+from privbench.grid import PointResult, evaluate
+from privbench.schedule import NodeDone, Task, run_node
+
+Outcome = PointResult | NodeDone
 
 
 @dataclasses.dataclass
@@ -46,9 +50,9 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _attempt(point: GridPoint, cache: Cache, keep_exception: bool) -> PointResult | PointError:
+def _attempt(task: Task, cache: Cache, keep_exception: bool) -> Outcome | PointError:
     try:
-        return evaluate(point, cache)
+        return evaluate(task.point, cache) if task.is_point else run_node(task, cache)
     except Exception as exc:  # the sweep decides: stop naming the point, or record it (--keep-going)
         return PointError(described(exc), "" if keep_exception else traceback.format_exc(),
                           exc if keep_exception else None)
@@ -62,15 +66,15 @@ class SerialExecutor:
         #: torch threads per point (None: leave this process's setting)
         self.threads = threads
 
-    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+    def run(self, tasks: list[Task], cache: Cache) -> Iterator[tuple[Task, Outcome | PointError]]:
         import torch
 
         before = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            for point in points:
-                yield point, _attempt(point, cache, keep_exception=True)
+            for task in tasks:  # listed after the tasks they wait for
+                yield task, _attempt(task, cache, keep_exception=True)
         finally:
             torch.set_num_threads(before)
 
@@ -87,9 +91,31 @@ def _worker_start(threads: int, lines=None) -> None:
         report_to(lines)
 
 
-def _worker_point(point: GridPoint, root: str, enabled: bool) -> PointResult | PointError:
-    """One point in a worker process (local or Ray): its own :class:`Cache` object on the shared folder."""
-    return _attempt(point, _worker_cache(root, enabled), keep_exception=False)
+def _worker_task(task: Task, root: str, enabled: bool) -> Outcome | PointError:
+    """One task in a worker process (local or Ray): its own :class:`Cache` object on the shared folder."""
+    return _attempt(task, _worker_cache(root, enabled), keep_exception=False)
+
+
+class Ready:
+    """The tasks not yet started, handed out as the tasks they wait for finish (in the order listed)."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.waiting = list(tasks)
+        self.finished: set[str] = set()
+
+    def take(self) -> list[Task]:
+        ready = [t for t in self.waiting if all(a in self.finished for a in t.after)]
+        taken = {id(t) for t in ready}
+        self.waiting = [t for t in self.waiting if id(t) not in taken]
+        return ready
+
+    def finish(self, task: Task) -> None:
+        self.finished.add(task.id)
+
+
+def _count(cache: Cache, outcome) -> None:
+    cache.hits += getattr(outcome, "hits", 0)
+    cache.misses += getattr(outcome, "misses", 0)
 
 
 _CACHES: dict[tuple[str, bool], Cache] = {}
@@ -112,7 +138,7 @@ class ProcessExecutor:
         self.jobs = jobs
         self.threads = threads or max(1, cores() // jobs)
 
-    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+    def run(self, tasks: list[Task], cache: Cache) -> Iterator[tuple[Task, Outcome | PointError]]:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -122,23 +148,27 @@ class ProcessExecutor:
         # the workers' step lines come here and are shown under the run's bar (a worker never writes to it)
         lines = context.Queue() if progress.enabled() else None
         relay = progress.Relay(lines) if lines is not None else None
-        pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(points))), mp_context=context,
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(tasks))), mp_context=context,
                                    initializer=_worker_start, initargs=(self.threads, lines))
+        ready = Ready(tasks)
         try:
-            pending = {pool.submit(_worker_point, p, str(cache.root), cache.enabled): p for p in points}
-            while pending:
+            pending = {}
+            while True:
+                pending.update({pool.submit(_worker_task, t, str(cache.root), cache.enabled): t for t in ready.take()})
+                if not pending:
+                    break
                 done, _ = wait(pending, timeout=progress.TICK if relay else None, return_when=FIRST_COMPLETED)
                 if relay is not None:
                     relay.pump()
                 for future in done:
-                    point = pending.pop(future)
+                    task = pending.pop(future)
                     try:
                         outcome = future.result()
                     except Exception as exc:  # the worker itself died (out of memory, killed)
                         outcome = PointError(f"its worker process stopped ({described(exc)})")
-                    cache.hits += getattr(outcome, "hits", 0)
-                    cache.misses += getattr(outcome, "misses", 0)
-                    yield point, outcome
+                    _count(cache, outcome)
+                    ready.finish(task)
+                    yield task, outcome
         except BaseException:  # interrupted (Ctrl-C, SIGTERM) or stopped at a failed point: stop the workers now
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
@@ -163,7 +193,7 @@ class RayExecutor:
         self.threads = cpus
         self.jobs = 0  # the cluster decides
 
-    def run(self, points: list[GridPoint], cache: Cache) -> Iterator[tuple[GridPoint, PointResult | PointError]]:
+    def run(self, tasks: list[Task], cache: Cache) -> Iterator[tuple[Task, Outcome | PointError]]:
         import ray
 
         started_here = not ray.is_initialized()
@@ -175,31 +205,34 @@ class RayExecutor:
                 where = self.address or "a new local instance"
                 raise PrivbenchError(f"cannot start or reach the Ray cluster at {where} ({described(exc)})") from None
         try:
-            remote = ray.remote(_ray_point)
+            remote = ray.remote(_ray_task)
             pending = {}
-            for point in points:
-                gpus = 1 if point.group.device.startswith("cuda") else 0
-                task = remote.options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
-                pending[task.remote(point, str(cache.root), cache.enabled, self.cpus)] = point
-            while pending:
+            ready = Ready(tasks)
+            while True:
+                for task in ready.take():
+                    gpus = 1 if task.point.group.device.startswith("cuda") else 0
+                    options = remote.options(num_cpus=self.cpus, num_gpus=gpus, max_retries=0)
+                    pending[options.remote(task, str(cache.root), cache.enabled, self.cpus)] = task
+                if not pending:
+                    break
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
-                    point = pending.pop(ref)
+                    task = pending.pop(ref)
                     try:
                         outcome = ray.get(ref)
                     except Exception as exc:  # the task's worker died
                         outcome = PointError(f"its Ray task failed ({described(exc)})")
-                    cache.hits += getattr(outcome, "hits", 0)
-                    cache.misses += getattr(outcome, "misses", 0)
-                    yield point, outcome
+                    _count(cache, outcome)
+                    ready.finish(task)
+                    yield task, outcome
         finally:
             if started_here:
                 ray.shutdown()
 
 
-def _ray_point(point: GridPoint, root: str, enabled: bool, threads: int) -> PointResult | PointError:
+def _ray_task(task: Task, root: str, enabled: bool, threads: int) -> Outcome | PointError:
     _worker_start(threads)
-    return _worker_point(point, root, enabled)
+    return _worker_task(task, root, enabled)
 
 
 def make_executor(name: str, jobs: int = 1, address: str | None = None, threads: int | None = None

@@ -31,6 +31,7 @@ from privbench.grid import originals as probe_originals
 from privbench.journal import Journal
 from privbench.registry import METRICS
 from privbench.results import git_sha, to_frame
+from privbench.schedule import Task, node_rows, tasks_for
 from privbench.worst_case import add_worst_case
 
 
@@ -100,11 +101,19 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     seconds: dict[str, float] = {}
     failures: list[tuple[str, str]] = []
     todo = [p for p in points if p.id not in entries]
-    work = estimated_work(todo, cache)
+    tasks = tasks_for(todo, cache)
+    node_seconds: dict[str, float] = {}
     # the bar counts estimated work (ETA included), its text the points: "3/44 points, <the last one>"
-    with tqdm(total=sum(work.values()), desc=f"privbench {grid.name}", disable=not progress, leave=False,
+    with tqdm(total=sum(t.cost for t in tasks), desc=f"privbench {grid.name}", disable=not progress, leave=False,
               bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]", postfix=f"0/{len(todo)} points") as bar:
-        for done, (point, outcome) in enumerate(executor.run(todo, cache), start=1):
+        done = 0
+        for task, outcome in executor.run(tasks, cache):
+            bar.update(task.cost)
+            if not task.is_point:  # a failed node is made again, and named, by the first point that needs it
+                if not isinstance(outcome, PointError):
+                    node_seconds[task.id] = outcome.seconds
+                continue
+            point, done = task.point, done + 1
             label = point.label(grouped)
             if isinstance(outcome, PointError):
                 if not keep_going:
@@ -124,7 +133,6 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
                                          "samples": outcome.samples}
                 status[point.id], seconds[point.id] = outcome.status, outcome.seconds
             bar.set_postfix_str(f"{done}/{len(todo)} points, {label}", refresh=False)
-            bar.update(work[point.id])
 
     rows: list[dict[str, Any]] = []
     samples: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
@@ -147,23 +155,8 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
         frame = add_worst_case(frame, METRICS)
     originals = probe_originals(grid.groups[0], cache)
     manifest = _manifest(grid, executor, points, status, seconds, started, expanded, time.perf_counter() - clock,
-                         grouped)
+                         grouped, tasks, node_seconds)
     return RunOutput(frame, samples, originals, notes, failures, manifest)
-
-
-def estimated_work(points: list[GridPoint], cache: Cache) -> dict[str, int]:
-    """A rough cost of each point (by id): the nodes it needs that nothing holds yet (:mod:`privbench.engine.plan`),
-    each counted at the first point that needs it — so the run's bar and its ETA follow the work rather than the
-    count of points. A point whose rows are cached costs 1."""
-    from privbench.engine.plan import cost, pending
-
-    seen: set[str] = set()
-    out: dict[str, int] = {}
-    for point in points:
-        inputs = inputs_for(point.group, cache)
-        needed = pending(inputs.graph, [point_node(inputs, point.choice, point.attack)], seen)
-        out[point.id] = max(1, sum(cost(node) for node in needed))
-    return out
 
 
 def _in_group(note: str, group: str) -> str:
@@ -176,9 +169,23 @@ def _stage(point: GridPoint) -> str:
     return "setting rows (utility, rate, edge cost, x′)" if point.attack is None else f"attack {point.attack.column}"
 
 
+#: the manifest's stage of each kind of node task (a point's own time is in the stage of the point)
+NODE_STAGES = {"task-model": "task model", "defense": "defense fits", "attacker": "fit", "recon": "reconstruct"}
+
+
+def _task_stage(task: Task) -> str:
+    stage = NODE_STAGES.get(task.kind, task.kind)
+    attack = task.point.attack
+    return f"attack {attack.column} {stage}" if task.kind in ("attacker", "recon") and attack else stage
+
+
 def _manifest(grid: GridConfig, executor, points: list[GridPoint], status: dict[str, str],
-              seconds: dict[str, float], started: str, expanded: float, wall: float, grouped: bool) -> dict[str, Any]:
+              seconds: dict[str, float], started: str, expanded: float, wall: float, grouped: bool,
+              tasks: list[Task], node_seconds: dict[str, float]) -> dict[str, Any]:
     stages: dict[str, float] = {"expand and check the grid": round(expanded, 3)}
+    for task in tasks:
+        if not task.is_point and task.id in node_seconds:
+            stages[_task_stage(task)] = round(stages.get(_task_stage(task), 0.0) + node_seconds[task.id], 3)
     for point in points:
         if point.id in seconds:
             stages[_stage(point)] = round(stages.get(_stage(point), 0.0) + seconds[point.id], 3)
@@ -192,6 +199,7 @@ def _manifest(grid: GridConfig, executor, points: list[GridPoint], status: dict[
         "stages": [{"stage": k, "seconds": v} for k, v in stages.items()],
         "points": [{"id": p.id, "point": p.label(grouped), "status": status.get(p.id, "not run"),
                     "seconds": seconds.get(p.id)} for p in points],
+        "nodes": node_rows(tasks, node_seconds),
     }
 
 

@@ -80,7 +80,7 @@ def counted(tmp_path_factory):
         refit_made = collections.Counter(graph_for(refit_cache).made)
     finally:
         patch.undo()
-    return dict(config=config, cold=cold, warm=warm, made=made, warm_made=warm_made, warm_misses=warm_misses,
+    return dict(folder=folder, config=config, cold=cold, warm=warm, made=made, warm_made=warm_made, warm_misses=warm_misses,
                 frames=cold_frames, built=cold_built, loads=loads, refit_made=refit_made)
 
 
@@ -150,3 +150,28 @@ def test_the_inputs_of_a_group_are_shared_by_its_points(tmp_path):
     cache = Cache(tmp_path, enabled=False)
     assert inputs_for(config, cache) is inputs_for(config, cache)
     assert inputs_for(config, cache).graph is graph_for(cache)
+
+
+def test_the_expensive_nodes_are_tasks_of_their_own_listed_before_what_needs_them(tmp_path, counted):
+    """Executors schedule nodes: each task model, defense fit, attack fit and reconstruction a task, once, before
+    the tasks that wait for it; independent fits (the attacks of different settings) wait for nothing of each other;
+    a cached run is its points alone."""
+    from privbench.grid import expand
+    from privbench.schedule import tasks_for
+    from privbench.sweep import as_grid
+
+    config = counted["config"]
+    cold = Cache(tmp_path / "empty")
+    tasks = tasks_for(expand(as_grid(config), cold), cold)
+    kinds = collections.Counter(t.kind for t in tasks)
+    assert kinds == {"task-model": 1, "defense": 1, "attacker": 18, "recon": 18, "setting": 9, "point": 18}
+    position = {t.id: i for i, t in enumerate(tasks)}
+    assert len(position) == len(tasks)
+    assert all(position[a] < position[t.id] for t in tasks for a in t.after)
+    (model,) = [t for t in tasks if t.kind == "task-model"]
+    fits = [t for t in tasks if t.kind == "attacker"]
+    assert all(t.after == (model.id,) or set(t.after) <= {model.id, *[d.id for d in tasks if d.kind == "defense"]}
+               for t in fits)
+    warm = Cache(counted["folder"])
+    cached = tasks_for(expand(as_grid(config), warm), warm)
+    assert {t.kind for t in cached} == {"setting", "point"} and all(t.cost == 1 and not t.after for t in cached)
