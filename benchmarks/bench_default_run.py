@@ -5,7 +5,9 @@ bf16).
 Runs ``privbench run [CONFIG]`` in a fresh process on a new empty cache folder (the shipped recognizers are part of
 the package, so they are not trained), measures the wall time and the child's CPU time and peak RSS
 (``resource.getrusage(RUSAGE_CHILDREN)``), then reads the run's ``manifest.json``: each point's seconds and status,
-and the time per stage. Writes ``results/perf/default_run_points.csv`` (one row per grid point) and
+and the time per stage. Writes ``results/perf/default_run_points.csv`` (one row per grid point: its own time, beside
+the node tasks it waited for), ``default_run_nodes.csv`` (one row per node task: task model, defense fits, attack
+fits, reconstructions) and
 ``default_run_summary.csv`` (one row: wall, CPU, peak RSS, the machine, its CPU flags, the precision setting),
 ``default_run_jobsN_*.csv`` with ``--jobs N``, and prints both.
 
@@ -80,6 +82,8 @@ def main() -> None:
                                                                                         else "")
     out = Path(args.out)
     write_rows(out / f"{name}_points.csv", points)
+    if manifest.get("nodes"):  # the expensive nodes, each a task of its own (privbench.schedule)
+        write_rows(out / f"{name}_nodes.csv", manifest["nodes"])
     summary = {"config": args.config or "default", "wall_s": round(wall, 1),
                "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
                "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "jobs": args.jobs,

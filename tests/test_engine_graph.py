@@ -175,3 +175,20 @@ def test_the_expensive_nodes_are_tasks_of_their_own_listed_before_what_needs_the
     warm = Cache(counted["folder"])
     cached = tasks_for(expand(as_grid(config), warm), warm)
     assert {t.kind for t in cached} == {"setting", "point"} and all(t.cost == 1 and not t.after for t in cached)
+
+
+def test_a_point_names_the_same_node_after_its_pipeline_was_built(counted):
+    """A worker builds a point's node after other tasks built (and fitted) the setting's pipeline: the node, and so
+    its key, must not depend on that (a trained defense's state is loaded into a copy, not into the setting)."""
+    from privbench.engine.pipelines import pipeline_node
+    from privbench.grid import expand, point_node
+    from privbench.sweep import as_grid
+
+    config = counted["config"]
+    cache = Cache(counted["folder"])
+    points = expand(as_grid(config), cache)
+    inputs = inputs_for(config, cache)
+    for point in points:
+        inputs.graph.get(pipeline_node(inputs, inputs.settings[point.choice]))
+    inputs.points.clear()
+    assert all(point_node(inputs, p.choice, p.attack).key() == p.key for p in points)

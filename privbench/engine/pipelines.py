@@ -6,6 +6,7 @@ row, so the task network is compared with a snapshot taken before the first defe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import torch
@@ -51,7 +52,8 @@ def _defended(graph: Graph, node: Node) -> SplitModel:
     defense: Defense = node.payload
     model: SplitModel = graph.get(node.input("model"))
     snapshot = graph.get(node.input("snapshot"))  # taken before any defense is applied
-    if needs_fit(defense):
+    if needs_fit(defense):  # on a copy: the setting's defense stays as configured, so its nodes' keys do not change
+        defense = copy.copy(defense)
         defense.load_state(graph.get(node.input("fit")))
     defended = defense.apply(model)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, snapshot[k])]
