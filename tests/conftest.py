@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import yaml
 from privbench.cache import Cache
 from privbench.config import load_config
 from privbench.sweep import run_benchmark
+
+def pytest_configure(config):
+    """Under ``pytest -n N`` (pytest-xdist: the README's test command runs two workers), each worker process uses
+    one torch thread, so two workers share the two cores without oversubscribing them (OpenMP spin-waiting)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
 
 # A small version of the default benchmark: same structure, fewer images and epochs.
 SMALL = {
