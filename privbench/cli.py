@@ -95,6 +95,10 @@ def _execute(config, out_root: Path, cache_dir, no_cache: bool, quiet: bool, con
         check_writable_folder(cache.root, "--cache-dir")
     started = time.perf_counter()
     journal = Journal(partial_folder(out_root, config.name))
+    if executor is None:  # as `run` without --jobs: serial, torch on every core (the same numbers as `run`)
+        from privbench.executors import make_executor
+
+        executor = make_executor("serial")
     output = run_grid(config, cache, executor, journal, progress=not quiet, keep_going=keep_going)
     figures = cache if cache.enabled else None
     publishing = time.perf_counter()
