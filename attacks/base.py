@@ -34,6 +34,11 @@ class Attack(Component):
     def spec(self) -> dict[str, Any]:
         return {"attack": self.name, "params": self.params}
 
+    def warm_starts(self) -> bool:
+        """Whether this attack, against a defended pipeline, starts from its own fit against the undefended one
+        (:attr:`~privbench.threat.AttackerView.warm_start`). Default: no."""
+        return False
+
     def fit(self, view: AttackerView) -> None:
         """Prepare the attack from what the attacker holds (train an inverse network, a shadow model...)."""
         if view.access is not self.access:

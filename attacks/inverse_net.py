@@ -34,6 +34,13 @@ from privbench.threat import Access, AttackerView, attacker_subset
 from privbench.training import fit_decoder
 
 
+def fits(module: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` has exactly ``module``'s parameters and buffers, shape for shape (a decoder fitted for
+    another feature shape — a bottleneck, a deeper split — does not)."""
+    own = module.state_dict()
+    return own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own)
+
+
 @ATTACKS.register("inverse-net")
 class InverseNet(Attack):
     summary = "black-box inverse network (He et al. 2019 §4.2): decoder trained on (x, defended front(x))"
@@ -51,6 +58,9 @@ class InverseNet(Attack):
               "(deeper, residual blocks at every scale)", choices=tuple(DECODERS)),
         Param("attacker_samples", int, 0, "attacker's data size: train on N of its images, a seeded random "
               "subset (0 = all)", low=0, high=10_000_000),
+        Param("warm_start_epochs", int, 0, "adaptive attacker: against a defended pipeline, start from the decoder "
+              "fitted against the undefended one and train this many epochs (0 = cold start for `epochs`; a "
+              "decoder of another feature shape is not reused)", low=0, high=1000),
     )
 
     def __init__(self, **values: Any) -> None:
@@ -63,13 +73,20 @@ class InverseNet(Attack):
     def loss_fn(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return reconstruction_loss(self.params["loss"], output, target, self.params["beta"])
 
+    def warm_starts(self) -> bool:
+        return self.params["warm_start_epochs"] > 0
+
     def _fit(self, view: AttackerView) -> None:
         assert view.query is not None
         torch.manual_seed(view.seed)
         self.decoder = self.build_decoder(view)
         data = attacker_subset(view.data, self.params["attacker_samples"], view.seed)
         p = self.params
-        fit_decoder(self.decoder, data, view.query, epochs=p["epochs"], lr=p["lr"], batch_size=p["batch_size"],
+        epochs = p["epochs"]
+        if view.warm_start is not None and fits(self.decoder, view.warm_start["decoder"]):
+            self.decoder.load_state_dict(view.warm_start["decoder"])
+            epochs = p["warm_start_epochs"]
+        fit_decoder(self.decoder, data, view.query, epochs=epochs, lr=p["lr"], batch_size=p["batch_size"],
                     device=view.device, seed=view.seed, loss_fn=self.loss_fn, stochastic=view.stochastic)
 
     @torch.no_grad()

@@ -65,6 +65,9 @@ class AttackerView:
     #: query-free: defended features of the victims' own inference traffic (the task's test images run
     #: through the deployed pipeline), which the cloud receives; never the images themselves
     intercepted: torch.Tensor | None = None
+    #: the learned state of the same attack fitted against the undefended pipeline, for an attack that starts from
+    #: it (:meth:`~privbench.attacks.base.Attack.warm_starts`: the adaptive attacker of issue 28); ``None`` otherwise
+    warm_start: dict[str, Any] | None = None
 
 
 def make_query(front: nn.Module, device: torch.device,
@@ -98,11 +101,12 @@ def stages_without_exact_gradient(front: nn.Module) -> list[Stage]:
 def attacker_view(access: Access, defended: SplitModel, data: torch.Tensor, device: torch.device,
                   seed: int, *, task_data: torch.Tensor | None = None,
                   task_labels: Any = None, intercepted: torch.Tensor | None = None,
-                  approximations: tuple[str, ...] = ()) -> AttackerView:
+                  approximations: tuple[str, ...] = (), warm_start: dict[str, Any] | None = None) -> AttackerView:
     """Build the view for ``access``. White-box through a stage without exact gradients needs the stage to
     declare an approximation (e.g. straight-through) that the attack accepts (``approximations``).
-    ``intercepted`` (features of the victims' traffic) reaches the query-free view only."""
-    common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels,
+    ``intercepted`` (features of the victims' traffic) reaches the query-free view only; ``warm_start`` (the attack's
+    own state against the undefended pipeline) reaches every view."""
+    common = dict(access=access, data=data, task_data=task_data, task_labels=task_labels, warm_start=warm_start,
                   input_shape=defended.input_shape, feature_shape=defended.feature_shape(),
                   value_range=defended.value_range, device=device, seed=seed,
                   num_classes=defended.num_classes, task_loss=defended.task_loss,

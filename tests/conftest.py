@@ -12,6 +12,7 @@ from privbench.cache import Cache
 from privbench.config import load_config
 from privbench.sweep import run_benchmark
 
+
 def pytest_configure(config):
     """Under ``pytest -n N`` (pytest-xdist: the README's test command runs two workers), each worker process uses
     one torch thread, so two workers share the two cores without oversubscribing them (OpenMP spin-waiting)."""

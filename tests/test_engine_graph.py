@@ -192,3 +192,40 @@ def test_a_point_names_the_same_node_after_its_pipeline_was_built(counted):
         inputs.graph.get(pipeline_node(inputs, inputs.settings[point.choice]))
     inputs.points.clear()
     assert all(point_node(inputs, p.choice, p.attack).key() == p.key for p in points)
+
+
+def test_a_warm_started_inverse_network_starts_from_the_undefended_fit(tmp_path):
+    """inverse-net with ``warm_start_epochs``: a defended setting's fit waits for (and starts from) the undefended
+    setting's fit of the same attack, which is fitted once; a decoder of another feature shape (the autoencoder's
+    bottleneck) is not reused, so that setting trains cold for ``epochs``."""
+    from privbench.attacks.inverse_net import fits
+    from privbench.engine import attack_rows
+    from privbench.registry import ATTACKS
+
+    data = grid()
+    data["codecs"] = [{"name": "none"}]
+    data["attacks"] = [{"name": "inverse-net", "params": {"epochs": 2, "warm_start_epochs": 1}}]
+    config = load_config(None, data)
+    cache = Cache(tmp_path)
+    started: list[tuple[bool, int]] = []
+    fit = attack_rows._fit_attack
+
+    def recording(graph, node):
+        view = attack_rows._view(graph, node)
+        started.append((view.warm_start is not None, len(node.inputs)))
+        return fit(graph, node)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(attack_rows, "_fit_attack", recording)
+    try:
+        run_benchmark(config, cache, progress=False)
+    finally:
+        patch.undo()
+    assert graph_for(cache).made["attacker"] == 3  # undefended, noise 0.5, autoencoder: the warm start is shared
+    assert sorted(started) == [(False, 2), (True, 3), (True, 3)]
+    inputs = inputs_for(config, cache)
+    undefended = ATTACKS.create("inverse-net", epochs=2, warm_start_epochs=1)
+    ae_view = attack_rows.fitted_attack(inputs.graph, attack_rows.attacker_node(
+        inputs, inputs.settings[next(c for c in inputs.settings if c.defense == "autoencoder")], undefended)).view
+    assert ae_view.warm_start is not None and not fits(
+        ATTACKS.create("inverse-net").build_decoder(ae_view), ae_view.warm_start["decoder"])

@@ -6,6 +6,7 @@ also gets the victims' traffic the cloud intercepts (the task's test images thro
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from privbench.engine.scoring import row, score_privacy, to_uint8_images
 from privbench.engine.settings import setting_labels
 from privbench.errors import MetricUnavailable
 from privbench.progress import step
+from privbench.registry import DEFENSES
 from privbench.setting import Setting
 from privbench.split import batches
 from privbench.threat import AttackerView, attacker_view
@@ -41,10 +43,12 @@ def _view(graph: Graph, node: Node) -> AttackerView:
         # (defended) pipeline, fresh defense randomness as in deployment.
         seed_everything(derive_seed(inputs.seed, "intercepted", setting.spec()))
         intercepted = defended.features(graph.get(node.input("intercepted")).floats(inputs.device)).cpu()
+    warm = dict(node.inputs).get("warm")
     return attacker_view(attack.access, defended, data, inputs.device,
                          derive_seed(inputs.seed, "attack", attack.name, setting.spec()),
                          task_data=task_data, task_labels=task_labels, intercepted=intercepted,
-                         approximations=attack.approximations)
+                         approximations=attack.approximations,
+                         warm_start=graph.get(warm) if warm is not None else None)
 
 
 def _fit_attack(graph: Graph, node: Node) -> dict[str, Any] | None:
@@ -62,6 +66,9 @@ def attacker_node(inputs: RunInputs, setting: Setting, attack: Attack) -> Node:
     parts += tuple((f"attacker{i}", node) for i, node in enumerate(inputs.attacker_nodes))
     if attack.uses_intercepted:
         parts += (("intercepted", inputs.test_node),)
+    if attack.warm_starts() and not (setting.defense.is_identity() and setting.codec is None):
+        undefended = Setting(DEFENSES.create("none"))  # the same attack's fit against the undefended pipeline
+        parts += (("warm", attacker_node(inputs, undefended, copy.deepcopy(attack))),)
     return Node("attacker", attack.spec(), _fit_attack, parts, version=2, payload=(inputs, setting, attack))
 
 
