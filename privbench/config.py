@@ -62,6 +62,8 @@ class DefenseSweep:
     strengths: tuple[float, ...]
     #: a defense fitted by ``privbench defend --save FILE``: the one setting it holds (``strengths`` has one value)
     file: str | None = None
+    #: the defense at each strength, as the config built (and so validated) it: the engine uses these objects
+    built: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,8 @@ class CodecSweep:
     params: dict[str, Any]
     qualities: tuple[float, ...]
     defenses: tuple[str, ...] | None = None
+    #: the codec at each quality, as the config built (and so validated) it: the engine uses these objects
+    built: tuple[Any, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     def applies_to(self, defense: str) -> bool:
         return self.defenses is None or defense in self.defenses
@@ -247,19 +251,19 @@ def _saved_defense(path: Any) -> DefenseSweep:
 _ABSENT = object()
 
 
-def _axis_values(cls: type, params: dict[str, Any], axis: str, values: Any, where: str) -> list[float]:
-    """The values of a sweep axis (a defense's strengths, a codec's qualities), each checked by constructing the
-    component with it; absent = the configured or declared value alone."""
+def _axis_values(cls: type, params: dict[str, Any], axis: str, values: Any, where: str) -> list[tuple[float, Any]]:
+    """The values of a sweep axis (a defense's strengths, a codec's qualities), each with the component
+    constructed (so checked) with it; absent = the configured or declared value alone."""
     values = [params.get(axis)] if values is _ABSENT else values
     if not isinstance(values, list) or not values:
         raise PrivbenchError(f"config: '{where}' must be a non-empty list")
-    checked: list[float] = []
+    checked: list[tuple[float, Any]] = []
     for v in values:
         instance = cls(**{**params, axis: v}) if v is not None else cls(**params)
         value = float(instance.params[axis])
-        if value in checked:
+        if value in [c[0] for c in checked]:
             raise PrivbenchError(f"config: '{where}' lists {value:g} twice (it would write the same rows twice)")
-        checked.append(value)
+        checked.append((value, instance))
     return checked
 
 
@@ -292,7 +296,7 @@ def _codecs(value: Any, defense_names: set[str]) -> tuple[CodecSweep, ...]:
                                f"{where}.qualities")
         # unset optional parameters (None) are left out: they are the defaults, and None is no value to pass
         base = {k: v for k, v in cls(**params).params.items() if v is not None and k != cls.quality_param}
-        sweeps.append(CodecSweep(cls.name, base, tuple(checked), only))
+        sweeps.append(CodecSweep(cls.name, base, tuple(q for q, _ in checked), only, tuple(c for _, c in checked)))
     _unique([(c.name, c.params, c.defenses) for c in sweeps],
             lambda t: f"'{t[0]}' with params {t[1]}" + (f" for defenses {list(t[2])}" if t[2] else ""), "the codec entry")
     return tuple(sweeps)
@@ -343,13 +347,14 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
             if "strengths" in item:
                 raise PrivbenchError(f"config: defense '{cls.name}' has no strength to sweep; drop "
                                      f"'defenses[{i}].strengths'")
-            defenses.append(DefenseSweep(cls.name, cls(**params).params, (0.0,)))
+            single = cls(**params)
+            defenses.append(DefenseSweep(cls.name, single.params, (0.0,), built=(single,)))
             continue
         checked = _axis_values(cls, params, cls.strength_param, item.get("strengths", _ABSENT),
                                f"defenses[{i}].strengths")
         base = cls(**params).params
         base.pop(cls.strength_param, None)
-        defenses.append(DefenseSweep(cls.name, base, tuple(checked)))
+        defenses.append(DefenseSweep(cls.name, base, tuple(s for s, _ in checked), built=tuple(d for _, d in checked)))
 
     settings = [(d.name, d.params, s) for d in defenses for s in d.strengths]
     _unique(settings, lambda t: f"'{t[0]}' at strength {t[2]:g} with params {t[1]}", "the defense setting")

@@ -229,3 +229,15 @@ def test_a_warm_started_inverse_network_starts_from_the_undefended_fit(tmp_path)
         inputs, inputs.settings[next(c for c in inputs.settings if c.defense == "autoencoder")], undefended)).view
     assert ae_view.warm_start is not None and not fits(
         ATTACKS.create("inverse-net").build_decoder(ae_view), ae_view.warm_start["decoder"])
+
+
+def test_the_engine_uses_the_components_the_config_built(tmp_path):
+    """The config builds (and so validates) each defense and codec once; the grid's settings are those objects."""
+    from privbench.grid import checked_settings
+
+    config = load_config(None, grid())
+    settings = [s for s, _ in checked_settings(inputs_for(config, Cache(tmp_path, enabled=False)))[0]]
+    built = {id(d) for sweep in config.defenses for d in sweep.built}
+    codecs = {id(c) for sweep in config.codecs for c in sweep.built}
+    assert len(settings) == 9 and all(id(s.defense) in built for s in settings)
+    assert all(id(s.codec) in codecs for s in settings if s.codec is not None)

@@ -51,10 +51,7 @@ def defense_settings(inputs: RunInputs) -> list[tuple[Defense, str | None]]:
         if sweep.file is not None:
             settings.append((saved_defense(inputs, sweep).defense(), sweep.file))
             continue
-        cls = DEFENSES.get(sweep.name)
-        for strength in sweep.strengths:
-            defense = cls(**{**sweep.params, cls.strength_param: strength}) if cls.strength_param else cls(**sweep.params)
-            settings.append((defense, None))
+        settings += [(defense, None) for defense in sweep.built]  # as the config built them
     return settings
 
 
@@ -70,8 +67,7 @@ def crossed_with_codecs(inputs: RunInputs, defenses: list[tuple[Defense, str | N
             if sweep.name == NO_CODEC:
                 out.append((Setting(defense), file))
                 continue
-            cls = CODECS.get(sweep.name)
-            out += [(Setting(defense, cls(**{**sweep.params, cls.quality_param: q})), file) for q in sweep.qualities]
+            out += [(Setting(defense, codec), file) for codec in sweep.built]  # as the config built them
     seen: set[str] = set()
     for setting, _ in out:
         key = canonical_json(setting.columns())
