@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from point_scores import face_scores, show  # beside this script
 
 from privbench.cache import Cache, default_cache_dir
 from privbench.config import ComponentConfig, load_config
@@ -50,14 +51,10 @@ def main() -> None:
         for name, epochs in variants:
             attack = ComponentConfig(base.name, {**base.params, "warm_start_epochs": epochs})
             start = time.perf_counter()
-            frame = pd.DataFrame(rows_of(inputs, setting, attack)["rows"])
-            faces = frame[frame.dataset.str.startswith("synth-faces")]
-            rows.append({"setting": setting.label, "variant": name, "psnr": frame[frame.metric == "psnr"].value.mean(),
-                         "face_psnr": faces[faces.metric == "psnr"].value.mean(),
-                         "face_id": faces[faces.metric == "face-id"].value.mean(),
+            scores = face_scores(rows_of(inputs, setting, attack)["rows"])
+            rows.append({"setting": setting.label, "variant": name, **scores,
                          "seconds": round(time.perf_counter() - start, 1)})
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),
-                  flush=True)
+            show(rows[-1])
     table = pd.DataFrame(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
