@@ -3,6 +3,8 @@ settings for `run` and `attack`, and a loud warning for a task model at chance."
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 import torch
@@ -110,6 +112,7 @@ def test_overwritten_weights_are_used_as_given_and_recompute(tmp_path):
 def test_factory_forms_and_their_errors_are_one_line(tmp_path, monkeypatch):
     write_net(tmp_path)
     monkeypatch.chdir(tmp_path)  # `module:factory` finds modules in the current directory
+    monkeypatch.delitem(sys.modules, "mynet", raising=False)  # another test's `mynet`, imported in this process
     assert MODELS.create("custom", factory="mynet:make").build(3, (3, 16, 16)).head.out_features == 3
     assert MODELS.create("custom", factory="mynet:make_four").build(4, (3, 16, 16)).head.out_features == 4
     with pytest.raises(PrivbenchError, match=r"outputs \(1, 4\).*must output \(N, 3\)"):

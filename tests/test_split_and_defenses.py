@@ -1,5 +1,7 @@
 """SplitModel cuts, torchvision/custom splitting, and the behaviour of the transform defenses."""
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -75,6 +77,7 @@ def test_custom_module_split(tmp_path, monkeypatch):
         "def make(num_classes):\n"
         "    return Net(num_classes)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mynet", raising=False)  # the test leaves no `mynet` module behind
     spec = MODELS.create("custom", factory="mynet:make")
     net = spec.build(3, (3, 16, 16))
     model = spec.split_model(net, "layer2", 3, (3, 16, 16))
