@@ -15,15 +15,11 @@ where it reconstructs at least as well.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
-import pandas as pd
-from point_scores import face_scores, show  # beside this script
+from point_scores import measure, save  # beside this script
 
 from privbench.cache import Cache, default_cache_dir
 from privbench.config import ComponentConfig, load_config
-from privbench.results import write_csv
 
 
 def main() -> None:
@@ -50,16 +46,8 @@ def main() -> None:
         rows_of(inputs, setting, None)  # the setting's pipeline (a trained defense's fit) outside the timing
         for name, epochs in variants:
             attack = ComponentConfig(base.name, {**base.params, "warm_start_epochs": epochs})
-            start = time.perf_counter()
-            scores = face_scores(rows_of(inputs, setting, attack)["rows"])
-            rows.append({"setting": setting.label, "variant": name, **scores,
-                         "seconds": round(time.perf_counter() - start, 1)})
-            show(rows[-1])
-    table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(table, out / "inverse_net_warm_start.csv")
-    print(table.to_string(index=False))
+            rows.append(measure(inputs, setting, attack, variant=name))
+    table = save(rows, args.out, "inverse_net_warm_start.csv")
     cold = table[table.variant == "cold"].set_index("setting")
     for name, _ in variants[1:]:
         warm = table[table.variant == name].set_index("setting")

@@ -13,15 +13,11 @@ point, and the seconds each took, and writes ``results/convergence/rmle_budget.c
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
-import pandas as pd
-from point_scores import face_scores, show  # beside this script
+from point_scores import measure, save  # beside this script
 
 from privbench.cache import Cache, default_cache_dir
 from privbench.config import ComponentConfig, config_data, load_config
-from privbench.results import write_csv
 
 
 def schedule_config() -> dict:
@@ -45,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from privbench.engine.inputs import inputs_for
-    from privbench.grid import group_settings, rows_of
+    from privbench.grid import group_settings
 
     default = next(a.params for a in load_config().attacks if a.name == "rmle")
     bench = inputs_for(load_config(None, schedule_config()), Cache(args.cache_dir))
@@ -56,16 +52,9 @@ def main() -> None:
     for setting in chosen:
         for iterations, lr, plateau in grid:
             params = {**default, "iterations": iterations, "lr": lr, "plateau": plateau}
-            start = time.perf_counter()
-            scores = face_scores(rows_of(bench, setting, ComponentConfig("rmle", params))["rows"])
-            rows.append({"setting": setting.label, "iterations": iterations, "lr": lr, "plateau": plateau, **scores,
-                         "seconds": round(time.perf_counter() - start, 1)})
-            show(rows[-1])
-    table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(table, out / "rmle_budget.csv")
-    print(table.to_string(index=False))
+            rows.append(measure(bench, setting, ComponentConfig("rmle", params), iterations=iterations, lr=lr,
+                                plateau=plateau))
+    save(rows, args.out, "rmle_budget.csv")
 
 
 if __name__ == "__main__":
