@@ -3,7 +3,8 @@
 He, Zhang & Lee's query-free attack (``shadow``) trains g1 through the frozen back with the task loss only; FORA
 (``fora``, Xu et al. 2024) matches the distribution of g1's features to the intercepted ones, without labels.
 Either works only as far as g1 comes close to f1. This script measures that on the attack table's trained task
-model (``benchmarks/attack_table.py``, same cache), per split, with no defense:
+model (the ``attack-table`` preset that ``benchmarks/attack_table.py`` runs, same cache), per split, with no
+defense:
 
 - ``acc(back∘g1)``: task accuracy of the back fed by g1 (how well the task is met through g1);
 - ``rel.err``: mean((g1(x) − f1(x))²) / mean(f1(x)²) on the probe images (1.0 = no better than zeros;
@@ -20,14 +21,15 @@ import argparse
 import time
 
 import torch
-from attack_table import cut, table_config
+from attack_table import yaml_preset  # beside this script
 
 from privbench.cache import Cache, default_cache_dir
-from privbench.config import load_config
+from privbench.components import load_components
+from privbench.config import load_grid
 from privbench.device import derive_seed, seed_everything
 from privbench.distribution_matching import relative_feature_error
 from privbench.engine.inputs import inputs_for
-from privbench.registry import ATTACKS, DATASETS, METRICS, MODELS, parse_assignments
+from privbench.registry import ATTACKS, DATASETS, METRICS, parse_assignments
 from privbench.threat import attacker_view
 
 
@@ -45,12 +47,14 @@ def main() -> None:
     params = parse_assignments(args.set)
 
     start = time.perf_counter()
-    default_model = load_config().model
-    config = load_config(None, table_config(32, args.seed, default_model.epochs, default_model.lr,
-                                            default_model.batch_size, default_model.augment_blur))
-    bench = inputs_for(config, Cache(args.cache_dir))
+    load_components()
+    data = yaml_preset()
+    data["model"]["split"] = args.splits.split(",")
+    data["seed"] = args.seed
+    cache = Cache(args.cache_dir)
+    groups = {group.model.split: inputs_for(group, cache) for group in load_grid(None, data).groups}
+    bench = next(iter(groups.values()))
     model = bench.model
-    spec = MODELS.create(config.model.name, **config.model.params)
     data, task_data, task_labels = bench.attacker_images
     if args.scenes:
         scenes = DATASETS.create("synth-scenes", subset="attacker", n=args.scenes,
@@ -68,7 +72,7 @@ def main() -> None:
     print("| split | acc(back∘f1) | acc(back∘g1) | rel.err g1 vs f1 | PSNR (dB) | fit (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for split in args.splits.split(","):
-        cut_model = cut(model, split, spec)
+        cut_model = groups[split].model  # the same trained network, cut at this split
         attack = ATTACKS.create(args.attack, **params)
         seed = derive_seed(args.seed, "shadow-fidelity", split)
         view = attacker_view(attack.access, cut_model, data, bench.device, seed, task_data=task_data,

@@ -69,8 +69,8 @@ def with_setting_keys(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     if "codec_params" not in out.columns:
         out["codec_params"] = ""
-    out["codec"] = out["codec"].fillna("none").replace("", "none")
-    out["codec_params"] = out["codec_params"].fillna("")
+    out["codec"] = out["codec"].astype(object).fillna("none").replace("", "none")
+    out["codec_params"] = out["codec_params"].astype(object).fillna("")  # an all-empty column reads as float NaN
     out["quality"] = pd.to_numeric(out["quality"].replace("", float("nan")), errors="coerce")
     placement = out["codec_params"].map(lambda p: json.loads(p).get("placement", "") if p else "")
     coded = out["codec"] != "none"
