@@ -103,19 +103,20 @@ def score_run(run_dir: Path, metric: Metric, cache: Cache, device: str | None = 
         _check(metric, label, bool(images.meta.get("synthetic")), "cli")
     rows = []
     settings, problems = checked_settings(inputs) if applicable else ([], [])
-    if problems and any(setting.codec is not None for setting, _ in settings):
+    if problems:  # a codec of the run that cannot run here
         raise PrivbenchError(problems[0])
+    originals = {i: inputs.probes[i].floats() for i, _, _, _ in applicable}
     for setting, _ in settings:  # every setting of the run, each codec quality among them
+        columns = setting.columns()
         for attack_cfg in config.attacks:
             recon = inputs.graph.get(recon_node(inputs, setting, ATTACKS.create(attack_cfg.name, **attack_cfg.params)))
             for i, label, images, crop in applicable:
-                x, x_hat = inputs.probes[i].floats(), recon[inputs.probe_name(i)].float().div(255.0)
+                x, x_hat = originals[i], recon[inputs.probe_name(i)].float().div(255.0)
                 if crop is not None:
                     x, x_hat = crop(x), crop(x_hat)
-                codec = setting.columns()
                 rows.append(_score(metric, PrivacyInputs(x, x_hat, images), inputs.context, "cli",
                                    defense=setting.defense.name, strength=setting.defense.strength,
-                                   codec=codec["codec"], quality=codec["quality"], attack=attack_cfg.column,
+                                   codec=columns["codec"], quality=columns["quality"], attack=attack_cfg.column,
                                    dataset=label))
     if not rows:
         names = ", ".join(inputs.probe_name(i) for i in range(len(config.probes)))

@@ -104,9 +104,11 @@ class Ready:
         self.finished: set[str] = set()
 
     def take(self) -> list[Task]:
-        ready = [t for t in self.waiting if all(a in self.finished for a in t.after)]
-        taken = {id(t) for t in ready}
-        self.waiting = [t for t in self.waiting if id(t) not in taken]
+        ready: list[Task] = []
+        waiting: list[Task] = []
+        for task in self.waiting:
+            (ready if all(a in self.finished for a in task.after) else waiting).append(task)
+        self.waiting = waiting
         return ready
 
     def finish(self, task: Task) -> None:

@@ -120,20 +120,23 @@ def checked_settings(inputs: RunInputs) -> tuple[list[tuple[Setting, str | None]
 
 
 def point_node(inputs: RunInputs, choice: SettingChoice, attack: ComponentConfig | None) -> Node:
-    """The node of a point's rows, built once per process: its attack is constructed here, once."""
-    from privbench.engine.attack_rows import point_node as attack_point
-    from privbench.engine.setting_rows import setting_node
-
+    """The node of a point's rows, built once per process (:func:`rows_node`): its attack is constructed once."""
     key = (choice, None if attack is None else canonical_json([attack.name, attack.params, attack.label]))
     node = inputs.points.get(key)
     if node is None:
-        setting = build_setting(inputs, choice)
-        if attack is None:
-            node = setting_node(inputs, setting)
-        else:
-            node = attack_point(inputs, setting, attack, ATTACKS.create(attack.name, **attack.params))
-        inputs.points[key] = node
+        node = inputs.points[key] = rows_node(inputs, build_setting(inputs, choice), attack)
     return node
+
+
+def rows_node(inputs: RunInputs, setting: Setting, attack: ComponentConfig | None) -> Node:
+    """The node of the rows of ``attack`` against ``setting`` (``None``: the setting's own rows), its attack
+    constructed now."""
+    from privbench.engine.attack_rows import point_node as attack_point
+    from privbench.engine.setting_rows import setting_node
+
+    if attack is None:
+        return setting_node(inputs, setting)
+    return attack_point(inputs, setting, attack, ATTACKS.create(attack.name, **attack.params))
 
 
 def group_settings(inputs: RunInputs) -> list[Setting]:
@@ -144,12 +147,7 @@ def group_settings(inputs: RunInputs) -> list[Setting]:
 def rows_of(inputs: RunInputs, setting: Setting, attack: ComponentConfig | None) -> dict[str, Any]:
     """The value of one point's node — ``rows`` (and, for an attack, ``samples``) and ``notes`` — for any setting
     and attack, in the grid or not (benchmarks sweep an attack's parameters through the engine with it)."""
-    from privbench.engine.attack_rows import point_node as attack_point
-    from privbench.engine.setting_rows import setting_node
-
-    if attack is None:
-        return inputs.graph.get(setting_node(inputs, setting))
-    return inputs.graph.get(attack_point(inputs, setting, attack, ATTACKS.create(attack.name, **attack.params)))
+    return inputs.graph.get(rows_node(inputs, setting, attack))
 
 
 class PointFailed(PrivbenchError):

@@ -17,8 +17,7 @@ import time
 from typing import Any
 
 from privbench.cache import Cache
-from privbench.engine.graph import Node
-from privbench.engine.plan import cost, describe
+from privbench.engine.plan import cost, describe, pending
 from privbench.grid import GridPoint, inputs_for, point_node
 
 #: node kinds worth a task of their own (the rest is made by the task that first needs it)
@@ -35,8 +34,7 @@ class Task:
     kind: str
     #: what it is for, e.g. ``noise=0.5 / rmle`` (a node) or the point's label
     what: str
-    #: rough cost (:func:`privbench.engine.plan.cost`): of the node and of what it makes on the way that no
-    #: other task makes
+    #: rough cost (:func:`privbench.engine.plan.cost`): of the node; a point's, of the nodes it makes on the way
     cost: int
     #: ids of the tasks that must finish first
     after: tuple[str, ...] = ()
@@ -59,36 +57,24 @@ def tasks_for(points: list[GridPoint], cache: Cache) -> list[Task]:
     """The tasks of ``points``: each expensive node that neither the cache nor this process holds, once, before
     the tasks that need it; then the point. A point whose rows are cached is one task of cost 1."""
     tasks: list[Task] = []
-    needs_of: dict[str, frozenset[str]] = {}  # node digest -> the heavy tasks it waits for (itself when heavy)
-
+    seen: set[str] = set()
+    #: digest of a node to produce -> the heavy tasks it waits for (itself when it is one); held nodes wait for none
+    needs_of: dict[str, frozenset[str]] = {}
     for point in points:
         inputs = inputs_for(point.group, cache)
-        graph = inputs.graph
-
-        def visit(node: Node, path: tuple[str, ...], point: GridPoint = point, graph=graph
-                  ) -> tuple[frozenset[str], int]:
-            if node.digest in needs_of:
-                return needs_of[node.digest], 0
-            if graph.has(node):
-                needs_of[node.digest] = frozenset()
-                return frozenset(), 0
-            needs: set[str] = set()
-            light = 0
-            for name, child in node.inputs:
-                below, work = visit(child, (*path, name))
-                needs |= below
-                light += work
+        root = point_node(inputs, point.choice, point.attack)
+        light = 0  # what the point's task makes on the way: the nodes that are no task of their own
+        for path, node in pending(inputs.graph, [root], seen):
+            needs = frozenset().union(*(needs_of.get(child.digest, frozenset()) for _, child in node.inputs))
             if path and node.kind in HEAVY:
                 tasks.append(Task(node.digest, point, path, node.kind, describe(node) or point.group_label,
-                                  cost(node) + light, tuple(sorted(needs))))
-                needs_of[node.digest] = frozenset({node.digest})
-                return needs_of[node.digest], 0
-            needs_of[node.digest] = frozenset(needs)
-            return needs_of[node.digest], light + cost(node)
-
-        root = point_node(inputs, point.choice, point.attack)
-        needs, light = visit(root, ())
-        tasks.append(Task(point.id, point, (), point.kind, point.step, max(1, light), tuple(sorted(needs))))
+                                  cost(node), tuple(sorted(needs))))
+                needs = frozenset({node.digest})
+            else:
+                light += cost(node)
+            needs_of[node.digest] = needs
+        after = tuple(sorted(needs_of.get(root.digest, frozenset())))
+        tasks.append(Task(point.id, point, (), point.kind, point.step, max(1, light), after))
     return tasks
 
 

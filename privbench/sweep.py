@@ -230,7 +230,7 @@ def nodes_to_compute(config: GridConfig | RunConfig, cache: Cache) -> Any:
     rows = []
     for point in expand(grid, cache):
         inputs = inputs_for(point.group, cache)
-        for node in pending(inputs.graph, [point_node(inputs, point.choice, point.attack)], seen):
+        for _, node in pending(inputs.graph, [point_node(inputs, point.choice, point.attack)], seen):
             if cost(node):
                 rows.append({"node": node.kind, "for": describe(node) or point.group_label, "cost": cost(node),
                              "stored": "yes" if node.stored else "memory"})

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from privbench.cache import Cache, canonical_json, spec_hash
+from privbench.cache import Cache, spec_hash
 
 #: bump when the engine changes in a way that invalidates every cached node (each node kind also has a version)
 ENGINE_VERSION = 6  # 6: keys derived by the graph (Node.key) from the keys of a node's inputs
@@ -50,30 +51,16 @@ class Node:
         return {"node": self.kind, "engine": ENGINE_VERSION, "version": self.version, "params": self.params,
                 "inputs": {name: node.digest for name, node in self.inputs}}
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        return _digest(self)
+        """The key as a short hash (what the inputs of a node's key hold)."""
+        return spec_hash(self.key(), length=32)
 
     def input(self, name: str) -> Node:
         for key, node in self.inputs:
             if key == name:
                 return node
         raise KeyError(name)
-
-
-def _digest(node: Node) -> str:
-    cached = node.__dict__.get("_digest")
-    if cached is None:
-        cached = spec_hash(json_ready(node.key()), length=32)
-        object.__setattr__(node, "_digest", cached)
-    return cached
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` through canonical JSON (tuples become lists), so keys written and read back compare equal."""
-    import json
-
-    return json.loads(canonical_json(value))
 
 
 class Graph:
@@ -107,19 +94,13 @@ class Graph:
         """Whether the node's value is at hand without producing it (in memory, or stored in the cache)."""
         return node.digest in self._values.get(node.kind, {}) or (node.stored and self.cache.has(node.kind, node.key()))
 
-    def forget(self, kind: str) -> None:
-        self._values.pop(kind, None)
-
-
-#: the graph of each cache folder in this process (a worker of ``--jobs`` keeps one per folder)
-_GRAPHS: dict[tuple[str, bool, int], Graph] = {}
 
 
 def graph_for(cache: Cache) -> Graph:
-    """This process's graph on ``cache`` (one per cache object: nodes are keyed by content, so every group and
-    every point of a grid share it)."""
-    key = (str(cache.root), cache.enabled, id(cache))
-    graph = _GRAPHS.get(key)
-    if graph is None or graph.cache is not cache:
-        graph = _GRAPHS[key] = Graph(cache)
+    """This process's graph on ``cache``: one per cache object, kept on it, so it lives (with the values it holds)
+    exactly as long as the cache object (nodes are keyed by content, so every group and point of a grid share it;
+    a ``--jobs`` worker keeps one cache object per folder)."""
+    graph = cache.__dict__.get("graph")
+    if graph is None:
+        graph = cache.__dict__["graph"] = Graph(cache)
     return graph

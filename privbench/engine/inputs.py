@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from privbench.cache import Cache, canonical_json
 from privbench.config import ComponentConfig, RunConfig
 from privbench.data.base import ImageSet, concat
 from privbench.data.crops import CropView, crop_views
@@ -186,8 +187,9 @@ _INPUTS: dict[tuple[str, int], RunInputs] = {}
 KEPT = 8
 
 
-def inputs_for(config: RunConfig, cache) -> RunInputs:
-    key = (canonical_group(config), id(cache))
+def inputs_for(config: RunConfig, cache: Cache) -> RunInputs:
+    """The inputs of ``config``'s group on ``cache`` in this process (built once, the most recent kept)."""
+    key = (canonical_json(config.raw), id(cache))
     found = _INPUTS.pop(key, None)
     if found is None or found.cache is not cache:
         found = RunInputs(config, graph_for(cache))
@@ -195,9 +197,3 @@ def inputs_for(config: RunConfig, cache) -> RunInputs:
     while len(_INPUTS) > KEPT:
         del _INPUTS[next(iter(_INPUTS))]
     return found
-
-
-def canonical_group(config: RunConfig) -> str:
-    from privbench.cache import canonical_json
-
-    return canonical_json(config.raw)

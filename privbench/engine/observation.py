@@ -63,6 +63,6 @@ def _observe(graph: Graph, node: Node) -> Observation:
 def observation_node(inputs: RunInputs, setting: Setting) -> Node:
     names = [inputs.probe_name(i) for i in range(len(inputs.config.probes))]
     probes = tuple((f"probe{i}", node) for i, node in enumerate(inputs.probe_nodes))
-    return Node("observation", {"names": names, "eval_batch": EVAL_BATCH, "setting": setting.spec()}, _observe,
+    return Node("observation", {"names": names, "eval_batch": EVAL_BATCH}, _observe,
                 (("pipeline", pipeline_node(inputs, setting)), *probes), stored=False, keep=KEPT,
                 payload=(inputs, setting))

@@ -18,25 +18,25 @@ def cost(node: Node) -> int:
     return base * int(node.params.get("epochs", 1)) if node.kind == "task-model" else base
 
 
-def pending(graph: Graph, roots: Iterable[Node], seen: set[str] | None = None) -> list[Node]:
+def pending(graph: Graph, roots: Iterable[Node], seen: set[str] | None = None) -> list[tuple[tuple[str, ...], Node]]:
     """The nodes ``roots`` need that ``graph`` would have to produce, inputs before the nodes made from them, each
-    once (``seen``: digests already counted, updated). A node held in memory or in the cache needs none of its
-    inputs."""
+    once (``seen``: digests already counted, updated), with the path of input names from its root to it. A node
+    held in memory or in the cache needs none of its inputs."""
     seen = set() if seen is None else seen
-    out: list[Node] = []
+    out: list[tuple[tuple[str, ...], Node]] = []
 
-    def visit(node: Node) -> None:
+    def visit(node: Node, path: tuple[str, ...]) -> None:
         if node.digest in seen:
             return
         seen.add(node.digest)
         if graph.has(node):
             return
-        for _, child in node.inputs:
-            visit(child)
-        out.append(node)
+        for name, child in node.inputs:
+            visit(child, (*path, name))
+        out.append((path, node))
 
     for root in roots:
-        visit(root)
+        visit(root, ())
     return out
 
 

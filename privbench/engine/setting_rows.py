@@ -56,17 +56,16 @@ def _cost(graph: Graph, node: Node) -> list[list[Any]]:
     from privbench.edge_cost import edge_cost
 
     inputs, setting = node.payload
-    defended = graph.get(node.input("pipeline"))
+    defended, model = graph.get(node.input("pipeline")), graph.get(node.input("model"))
     if setting.coded_input:  # the image is sent: the edge runs only an image-space defense, if any
         fronts = {"edge": defended.input_stage if defended.input_stage is not None else torch.nn.Identity()}
     else:
         fronts = {"edge": defended.front}
-        model = graph.get(node.input("model"))
         fronts.update({f"edge-{label}": front for label, front in setting.defense.reference_fronts(model).items()})
     numbers = []
     for dataset, front in fronts.items():
         start = time.perf_counter()
-        cost = edge_cost(front, inputs.model.input_shape, inputs.device)
+        cost = edge_cost(front, model.input_shape, inputs.device)
         seconds = time.perf_counter() - start
         numbers += [[dataset, metric, float(getattr(cost, field)), seconds] for metric, field in COST_METRICS.items()]
     return numbers
@@ -133,7 +132,7 @@ def _setting_rows(graph: Graph, node: Node) -> dict[str, Any]:
         observation = graph.get(parts["observation"])
         for i, probe in enumerate(inputs.probes):
             name = inputs.probe_name(i)
-            rows += coded_rows(inputs, setting, name, probe.floats(), observation.tallies[name],
+            rows += coded_rows(inputs, setting, name, probe.images, observation.tallies[name],
                                observation.seconds[name])
     rows += [row(inputs, setting, "none", dataset, metric, "cost", Score(value, float("nan"), float("nan"), 1, ""),
                  seconds) for dataset, metric, value, seconds in graph.get(parts["cost"])]
