@@ -502,6 +502,35 @@ def bd(anchor: Curve, test: Curve, method: str = "pchip", min_overlap: float = D
     return BDResult(anchor, test, method, bd_rate, bd_metric, over_m, over_r, tuple(notes + more))
 
 
+def interpolation_weights(x: np.ndarray, at: float) -> np.ndarray:
+    """Weights ``w`` with ``w @ y`` = the piecewise-linear interpolation at ``at`` of the points (``x``, ``y``), in
+    the order given; points at the same ``x`` are averaged; outside the range the nearest end is held."""
+    x = np.asarray(x, float)
+    levels, group = np.unique(x, return_inverse=True)
+    averaging = np.zeros((len(levels), len(x)))
+    averaging[group, np.arange(len(x))] = 1.0
+    averaging /= averaging.sum(axis=1, keepdims=True)
+    basis = np.array([np.interp(at, levels, np.eye(len(levels))[j]) for j in range(len(levels))])
+    return basis @ averaging
+
+
+def mean_gap_weights(x_a: np.ndarray, x_b: np.ndarray, samples: int = 257) -> tuple[np.ndarray, np.ndarray] | None:
+    """Weights (``w_a``, ``w_b``) with ``w_a @ y_a − w_b @ y_b`` = the Bjøntegaard-style mean vertical gap of two
+    curves over the x range both cover (VCEG-M33's BD-metric, with linear interpolation between the measured points
+    instead of a fitted cubic: the curves need not be monotonic); None when the ranges do not overlap. The mean is
+    the trapezoid integral over ``samples`` evenly spaced x values divided by the range, exact for linear pieces up to
+    the position of their joints on that grid."""
+    _, low, high = _overlap(np.asarray(x_a, float), np.asarray(x_b, float))
+    if not high > low:
+        return None
+    grid = np.linspace(low, high, samples)
+    step = np.full(samples, 1.0 / (samples - 1))
+    step[[0, -1]] /= 2
+    w_a = sum(s * interpolation_weights(x_a, g) for s, g in zip(step, grid, strict=True))
+    w_b = sum(s * interpolation_weights(x_b, g) for s, g in zip(step, grid, strict=True))
+    return w_a, w_b
+
+
 # ---- tables and plots --------------------------------------------------------------------------------------------
 @dataclass
 class BDReport:

@@ -530,6 +530,55 @@ def regress(current: Path, baseline: Path, tolerances, default_tol: float, use_c
     sys.exit(0 if verdict.ok else 1)
 
 
+@cli.command("compare")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--metric", default="face-id", show_default=True, help="privacy metric (worst case over attacks)")
+@click.option("--utility", default="accuracy", show_default=True, help="utility metric the settings are matched on")
+@click.option("--at", "at_utility", type=float, default=None,
+              help="compare the curves at this utility level (default: the mean gap over the common utility range)")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="confidence level of the paired intervals")
+def compare_command(run_dir: Path, metric: str, utility: str, at_utility: float | None, level: float) -> None:
+    """Which defense leaks less at the same utility: every pair of defenses of RUN_DIR (a run folder or its
+    results.csv), paired on the same seeds and probes.
+
+    Two swept defenses: the mean gap of their privacy–utility curves over the utility range both cover (or at
+    --at); a curve and a single setting: the curve read at that setting's utility; two single settings: their
+    difference with the utility gap beside it. Intervals: two-level bootstrap over seeds and probes. Writes
+    compare_<metric>.csv and compare_<metric>.png into the run folder.
+    """
+    import io
+
+    from privbench.cache import atomic_write_text, check_writable_folder
+    from privbench.compare import compare, compare_figure, verdict_text
+    from privbench.report import load_results
+
+    csv_path = run_dir / "results.csv" if run_dir.is_dir() else run_dir
+    out = csv_path.parent
+    frame = load_results(csv_path)
+    if {"spread", "seeds"} <= set(frame.columns):
+        raise PrivbenchError(f"{csv_path} is a baseline (means over seeds): compare needs the per-seed rows of a run")
+    table = compare(frame, metric, utility, at_utility, level)
+    if table.empty:
+        raise PrivbenchError(f"{csv_path}: fewer than two defenses to compare on {metric}")
+    check_writable_folder(out, "RUN_DIR")
+    shown = table.assign(utility_a=table["utility_a"].map("{:.3f}".format),
+                         utility_b=table["utility_b"].map("{:.3f}".format),
+                         verdict=[verdict_text(r) for _, r in table.iterrows()])
+    click.echo(f"{metric} (worst case over attacks), a − b at matched {utility}; {100 * level:g} % paired intervals "
+               f"over {int(table['n_seeds'].max())} seed(s) and the probes")
+    click.echo(_aligned(shown[["dataset", "a", "b", "utility_a", "utility_b", "comparison", "verdict"]],
+                        {"utility_a", "utility_b"}))
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.6g")
+    try:
+        atomic_write_text(out / f"compare_{metric}.csv", buffer.getvalue())
+        compare_figure(table, metric, out / f"compare_{metric}.png")
+    except OSError as exc:
+        raise PrivbenchError(f"cannot write into {out} ({exc.strerror or exc})") from None
+    click.echo(f"-> {out / f'compare_{metric}.csv'}, {out / f'compare_{metric}.png'}")
+
+
 def _bd_datasets(items) -> str | dict[str, str] | None:
     """--dataset values: one NAME (the privacy metrics' probe set) or METRIC=NAME pairs."""
     if not items:

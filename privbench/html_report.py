@@ -25,12 +25,12 @@ from privbench.errors import PrivbenchError
 from privbench.report import (
     NOT_RECORDED,
     _utility_dataset,
-    has_codecs,
     manifest_facts,
     report_tables,
+    report_view,
     stage_table,
-    with_setting_keys,
 )
+from privbench.results import has_codecs, with_setting_keys
 from privbench.worst_case import WORST
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -112,14 +112,14 @@ def worst_case_table(frame: pd.DataFrame) -> pd.DataFrame:
     model, split and seed are added as columns when they tell settings apart, as when tables of several runs are
     concatenated. Empty when the table has no ``attack=worst`` rows.
     """
-    framed = with_setting_keys(frame)
+    framed = with_setting_keys(report_view(frame))
     worst = framed[(framed["kind"] == "privacy") & (framed["attack"] == WORST)]
     if worst.empty:
         return pd.DataFrame()
     keys = ["defense", "strength"] + (["pipeline", "quality"] if has_codecs(frame) else [])
     if (framed.groupby(keys, dropna=False)["defense_params"].nunique(dropna=False) > 1).any():
         keys.append("defense_params")  # two families of one defense at one strength (e.g. two w_cmprs)
-    keys += [c for c in ("model", "split", "seed") if framed[c].nunique(dropna=False) > 1]
+    keys += [c for c in ("model", "split") if framed[c].nunique(dropna=False) > 1]
     table = worst.groupby([*keys, "dataset", "metric"], dropna=False, sort=True)["value"].first().unstack("metric")
     table = table.reset_index()
     util = framed[framed["kind"].isin(["utility", "rate"]) & (framed["dataset"] == _utility_dataset(frame))]
@@ -209,15 +209,20 @@ def write_html(frame: pd.DataFrame, out_dir: Path, manifest: dict | None, plots:
     first = frame.iloc[0] if len(frame) else None
     name = (manifest or {}).get("name") or (first["run_id"] if first is not None else out_dir.name)
     tables = report_tables(frame)
+    summary, tables = (tables[:1], tables[1:]) if tables and tables[0][0] == "Summary" else ([], tables)
     worst = worst_case_table(frame)
-    privacy_plots = [p for p in plots if Path(p).stem.startswith("privacy_utility_")]
+    privacy_plots = [p for p in plots if Path(p).stem.startswith("privacy_utility_")
+                     and not Path(p).stem.endswith("_attacks")]
+    attack_plots = [p for p in plots if Path(p).stem.startswith("privacy_utility_") and p not in privacy_plots]
     rate_plots = [p for p in plots if Path(p).stem.startswith("rate_")]
-    other_plots = [p for p in plots if p not in privacy_plots and p not in rate_plots]
-    sections = [("manifest", "Run manifest"), ("worst-case", "Worst case")]
+    other_plots = [p for p in plots if p not in privacy_plots + attack_plots + rate_plots]
+    sections = [(_anchor(heading), heading) for heading, _, _ in summary]
+    sections += [("privacy-utility", "Privacy–utility curves"), ("worst-case", "Worst case")]
     sections += [(_anchor(heading), heading) for heading, _, _ in tables]
-    sections += [("privacy-utility", "Privacy–utility curves"), ("rate-utility", "Rate–utility curves")]
+    sections += [("per-attack", "Per attack")] if attack_plots else []
+    sections += [("rate-utility", "Rate–utility curves")]
     sections += [("other-figures", "Other figures")] if other_plots else []
-    sections += [("reconstructions", "Reconstructions"), ("notes", "Notes")]
+    sections += [("reconstructions", "Reconstructions"), ("notes", "Notes"), ("manifest", "Run manifest")]
 
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -235,27 +240,31 @@ def write_html(frame: pd.DataFrame, out_dir: Path, manifest: dict | None, plots:
     out.append("<nav><ul>" + "".join(f'<li><a href="#{a}">{_e(h)}</a></li>' for a, h in sections) + "</ul></nav>")
     out.append("</header>")
 
-    out += _manifest_section(manifest, config_text)
+    def table_section(heading: str, intro: str, table: pd.DataFrame) -> list[str]:
+        return [f'<section id="{_anchor(heading)}"><h2>{_e(heading)}</h2>', *([f"<p>{_e(intro)}</p>"] if intro else []),
+                html_table(table), "</section>"]
+
+    for heading, intro, table in summary:
+        out += table_section(heading, intro, table)
+    out.append('<section id="privacy-utility"><h2>Privacy–utility curves</h2>')
+    out += [_figure(p) for p in privacy_plots] or [_none("No privacy–utility curves: the run has no privacy metric "
+                                                         "with a utility score.")]
+    out.append("</section>")
 
     out.append('<section id="worst-case"><h2>Worst case</h2>')
     if worst.empty:
         out.append(_none("No attack=worst rows: this run scored no privacy metric."))
     else:
         out.append("<p>Each setting's privacy is what the most revealing attack achieved (the attack=worst rows of "
-                   "each privacy metric, per probe set), beside the setting's task utility on the test set.</p>")
+                   "each privacy metric, per probe set), beside the setting's task utility on the test set; means over "
+                   "the run's seeds.</p>")
         out.append(html_table(worst))
     out.append("</section>")
 
     for heading, intro, table in tables:
-        out.append(f'<section id="{_anchor(heading)}"><h2>{_e(heading)}</h2>')
-        if intro:
-            out.append(f"<p>{_e(intro)}</p>")
-        out += [html_table(table), "</section>"]
-
-    out.append('<section id="privacy-utility"><h2>Privacy–utility curves</h2>')
-    out += [_figure(p) for p in privacy_plots] or [_none("No privacy–utility curves: the run has no privacy metric "
-                                                         "with a utility score.")]
-    out.append("</section>")
+        out += table_section(heading, intro, table)
+    if attack_plots:
+        out += ['<section id="per-attack"><h2>Per attack</h2>', *[_figure(p) for p in attack_plots], "</section>"]
     out.append('<section id="rate-utility"><h2>Rate–utility curves</h2>')
     out += [_figure(p) for p in rate_plots] or [_none("No rate curves: this run did not code what crosses the "
                                                       "network.")]
@@ -268,6 +277,7 @@ def write_html(frame: pd.DataFrame, out_dir: Path, manifest: dict | None, plots:
     out.append('<section id="notes"><h2>Notes</h2>')
     out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>" if notes else _none("No notes."))
     out.append("</section>")
+    out += _manifest_section(manifest, config_text)
     out += [f"<script>{SCRIPT}</script>", "</body>", "</html>", ""]
     path = out_dir / "report.html"
     atomic_write_text(path, "\n".join(out))

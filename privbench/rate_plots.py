@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from privbench.cache import Cache
-from privbench.report import MARKERS, _digest, _png, _write_figure, pyplot, with_setting_keys
+from privbench.report import MARKERS, _digest, _png, _write_figure, pyplot
+from privbench.results import with_setting_keys
 from privbench.results import SETTING_COLUMNS
 
 #: privacy metrics drawn against the rate, when the run scored them

@@ -18,13 +18,14 @@ import torch
 
 from privbench.cache import Cache, atomic_write_bytes, atomic_write_text
 from privbench.errors import PrivbenchError
-from privbench.results import BASIC_COLUMNS, SETTING_COLUMNS
+from privbench.results import BASIC_COLUMNS, SETTING_COLUMNS, has_codecs, with_setting_keys
 
 MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
-FIGURE_VERSION = 2  # 2: pipelines (defense + codec) and codec qualities in the privacy–utility figures
+FIGURE_VERSION = 3  # 2: pipelines (defense + codec) and codec qualities; 3: worst case only, seeds averaged
 #: the columns a privacy–utility figure is drawn from (its cache key hashes exactly these)
-PLOT_COLUMNS = ["metric", "dataset", "pipeline", "attack", "strength", "quality", "value", "ci_low", "ci_high", "utility"]
+PLOT_COLUMNS = ["metric", "dataset", "pipeline", "attack", "strength", "quality", "value", "ci_low", "ci_high", "utility",
+                "utility_low", "utility_high"]
 
 
 def pyplot():
@@ -62,76 +63,81 @@ def _digest(*parts) -> str:
     return h.hexdigest()
 
 
-def with_setting_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its setting columns as plain keys — an uncoded row has codec ``none`` and empty codec params
-    and quality (a CSV reads those as NaN, which groupby and pivot_table would drop) — and a ``pipeline`` label:
-    the defense, then the codec and what it codes."""
-    out = frame.copy()
-    if "codec_params" not in out.columns:
-        out["codec_params"] = ""
-    out["codec"] = out["codec"].astype(object).fillna("none").replace("", "none")
-    out["codec_params"] = out["codec_params"].astype(object).fillna("")  # an all-empty column reads as float NaN
-    out["quality"] = pd.to_numeric(out["quality"].replace("", float("nan")), errors="coerce")
-    placement = out["codec_params"].map(lambda p: json.loads(p).get("placement", "") if p else "")
-    coded = out["codec"] != "none"
-    out["pipeline"] = out["defense"].where(~coded, out["defense"] + " + " + out["codec"] + "@" + placement)
-    out["quality"] = out["quality"].astype(object).where(coded, "")
-    return out
+def report_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a report shows of a results table: the worst case over attacks taken per seed, then every value as its
+    mean over the run's seeds with the two-level bootstrap interval (:func:`privbench.replication.summarize`; at one
+    seed the rows as they are, with ``n_seeds`` 1)."""
+    from privbench.registry import METRICS
+    from privbench.replication import summarize
+    from privbench.worst_case import add_worst_case
 
-
-def has_codecs(frame: pd.DataFrame) -> bool:
-    return bool((frame["codec"].fillna("none").replace("", "none") != "none").any())
-
-
-def utility_by_setting(frame: pd.DataFrame, utility_metric: str = "accuracy") -> pd.DataFrame:
-    """Utility value of each setting (defense and codec)."""
-    util = frame[(frame["kind"] == "utility") & (frame["metric"] == utility_metric)]
-    return util[SETTING_COLUMNS + ["value"]].rename(columns={"value": "utility"})
+    if frame.empty or "seed" not in frame.columns:
+        return frame
+    return summarize(add_worst_case(frame, METRICS))
 
 
 def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: str = "accuracy",
                           cache: Cache | None = None) -> list[Path]:
-    """One ``privacy_utility_<metric>.png`` per privacy metric: a panel per probe set, a curve per
-    (defense, attack), x = task utility, y = the privacy metric, points labelled with the strength.
-    With ``cache``, a figure whose data did not change is copied from the cache (kind ``figure``)."""
-    frame = with_setting_keys(frame)
+    """Per privacy metric, ``privacy_utility_<metric>.png``: the worst case over attacks, one line per pipeline
+    (defense, with its codec), a panel per probe set, x = task utility and y = the metric, each point its mean over
+    seeds with its interval (both axes) and labelled with the strength; and ``privacy_utility_<metric>_attacks.png``:
+    the same lines per attack, a panel per (probe set, attack). With ``cache``, a figure whose data did not change is
+    copied from the cache (kind ``figure``)."""
+    frame = with_setting_keys(report_view(frame))
     privacy = frame[frame["kind"] == "privacy"]
-    util = utility_by_setting(frame, utility_metric)
+    util = frame[(frame["kind"] == "utility") & (frame["metric"] == utility_metric)]
+    util = util[SETTING_COLUMNS + ["value", "ci_low", "ci_high"]].rename(
+        columns={"value": "utility", "ci_low": "utility_low", "ci_high": "utility_high"})
     if privacy.empty or util.empty:
         return []
     merged = privacy.merge(util, on=SETTING_COLUMNS, how="inner")
     paths = []
     for metric, by_metric in merged.groupby("metric", sort=True):
-        path = out_dir / f"privacy_utility_{metric}.png"
-        data = by_metric[PLOT_COLUMNS].to_csv(index=False)
-        _write_figure(path, {"plot": "privacy-utility", "utility": utility_metric, "data": _digest(data)},
-                      functools.partial(_privacy_utility_figure, by_metric, metric, utility_metric), cache)
-        paths.append(path)
+        data = _digest(by_metric[PLOT_COLUMNS].to_csv(index=False))
+        for suffix, part, by_attack in (("", by_metric[by_metric["attack"] == "worst"], False),
+                                        ("_attacks", by_metric[by_metric["attack"] != "worst"], True)):
+            if part.empty:
+                continue
+            path = out_dir / f"privacy_utility_{metric}{suffix}.png"
+            _write_figure(path, {"plot": f"privacy-utility{suffix}", "utility": utility_metric, "data": data},
+                          functools.partial(_privacy_utility_figure, part, metric, utility_metric, by_attack), cache)
+            paths.append(path)
     return paths
 
 
-def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric: str) -> bytes:
+def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric: str, by_attack: bool) -> bytes:
     datasets = sorted(by_metric["dataset"].unique())
-    fig, axes = pyplot().subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        part = by_metric[by_metric["dataset"] == dataset]
-        for i, ((pipeline, attack), curve) in enumerate(part.groupby(["pipeline", "attack"], sort=True)):
-            curve = curve.sort_values(["strength", "quality"], key=lambda c: pd.to_numeric(c, errors="coerce"))
-            style = "--" if attack == "worst" else "-"
-            yerr = [(curve["value"] - curve["ci_low"]).clip(lower=0), (curve["ci_high"] - curve["value"]).clip(lower=0)]
-            ax.errorbar(curve["utility"], curve["value"], yerr=yerr, fmt=style, marker=MARKERS[i % len(MARKERS)],
-                        capsize=2, label=f"{pipeline} / {attack}")
-            for _, r in curve.iterrows():
-                text = f"{r['strength']:g}" if r["quality"] == "" else f"q{float(r['quality']):g}"
-                ax.annotate(text, (r["utility"], r["value"]), fontsize=7,
-                            textcoords="offset points", xytext=(3, 3))
-        ax.set_title(dataset)
-        ax.set_xlabel(f"utility: {utility_metric}")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    # Outside the axes: loc="best" searches every point for overlaps and made each figure ~1 s slower.
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"privacy ({metric}) vs utility — labels are defense strengths (q: codec quality)")
+    attacks = sorted(by_metric["attack"].unique()) if by_attack else ["worst"]
+    pipelines = sorted(by_metric["pipeline"].unique())
+    colours = {p: f"C{i % 10}" for i, p in enumerate(pipelines)}
+    markers = {p: MARKERS[i % len(MARKERS)] for i, p in enumerate(pipelines)}
+    fig, axes = pyplot().subplots(len(attacks), len(datasets), figsize=(4.4 * len(datasets), 3.4 * len(attacks)),
+                                  squeeze=False, sharex=True)
+    for row, attack in enumerate(attacks):
+        for ax, dataset in zip(axes[row], datasets, strict=True):
+            part = by_metric[(by_metric["dataset"] == dataset) & (by_metric["attack"] == attack)]
+            for pipeline, curve in part.groupby("pipeline", sort=True):
+                curve = curve.sort_values("utility")
+                yerr = [(curve["value"] - curve["ci_low"]).clip(lower=0), (curve["ci_high"] - curve["value"]).clip(lower=0)]
+                xerr = [(curve["utility"] - curve["utility_low"]).clip(lower=0).fillna(0),
+                        (curve["utility_high"] - curve["utility"]).clip(lower=0).fillna(0)]
+                ax.errorbar(curve["utility"], curve["value"], yerr=yerr, xerr=xerr, fmt="-", color=colours[pipeline],
+                            marker=markers[pipeline], capsize=2, lw=1.2, ms=4, elinewidth=0.8, label=pipeline)
+                for _, r in curve.iterrows():
+                    text = f"{r['strength']:g}" if r["quality"] == "" else f"q{float(r['quality']):g}"
+                    ax.annotate(text, (r["utility"], r["value"]), fontsize=6, textcoords="offset points",
+                                xytext=(3, 3), color=colours[pipeline])
+            ax.set_title(f"{dataset}" + (f" — {attack}" if by_attack else " — worst case"), fontsize=9)
+            ax.set_xlabel(f"utility: {utility_metric}")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+    handles = [pyplot().Line2D([], [], color=colours[p], marker=markers[p], label=p) for p in pipelines]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(pipelines), 6), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    what = "each attack" if by_attack else "the worst case over attacks"
+    fig.suptitle(f"privacy ({metric}) vs utility, {what}: mean over seeds with intervals; labels are strengths",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)
 
 
@@ -231,18 +237,35 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def report_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """The report's tables in order, as (heading, what the table shows, table); empty ones are left out.
+    """The report's tables in order, as (heading, what the table shows, table); empty ones are left out. The first
+    is the ranked summary (:func:`privbench.ranking.ranked_summary`); the others show every value as its mean over
+    the run's seeds (:func:`report_view`).
 
     report.md and report.html both draw these, so the two pages always show the same tables.
     """
-    tables = [("Results", "", summary_table(frame))]
-    costs = cost_table(frame)
+    from privbench.ranking import ranked_summary
+
+    view = report_view(frame)
+    seeds = int(view["n_seeds"].max()) if "n_seeds" in view.columns and len(view) else 1
+    over = (f"mean over {seeds} seeds ±half-width of the two-level bootstrap interval (seeds, then probes)"
+            if seeds > 1 else "one seed: ±half-width of the interval over probes only, which says nothing of "
+            "seed-to-seed variation (list several seeds to replicate)")
+    tables = []
+    ranked = ranked_summary(frame)
+    if not ranked.empty:
+        tables.append(("Summary", f"Each setting's task utility and the worst case over attacks of each privacy "
+                       f"family ({over}). ↓/↑: leaks significantly less/more than the undefended setting; best: the "
+                       "least leakage of the column; ≈best: not significantly different from it (paired intervals "
+                       "on the same seeds). Ranked by the mean rank over the privacy columns.", ranked))
+    tables.append(("Results", f"Every attack and metric ({'mean over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'};"
+                   " the intervals are in results.csv and the figures).", summary_table(view)))
+    costs = cost_table(view)
     if not costs.empty:
         tables.append(("Edge cost", "Front + edge stages of each defended pipeline: parameters, multiply–"
                        "accumulates per image (torch's FlopCounterMode: convolutions and matrix products; elementwise "
                        "ops, pooling and normalization count zero), batch-1 latency and batched throughput on this "
                        "run's device (one CPU thread).", costs))
-    seen = input_table(frame)
+    seen = input_table(view)
     if not seen.empty:
         tables.append(("The defended image itself", "For defenses that transform the image (x′ = D(x)): the "
                        "privacy metrics of x′ against x with no inversion — what an observer of x′ learns, as papers "
@@ -330,18 +353,26 @@ def write_report(frame: pd.DataFrame, out_dir: Path, config_text: str, plots: li
     first = frame.iloc[0] if len(frame) else None
     lines = ["# privbench report", ""]
     if first is not None:
-        lines += [f"- run: `{first['run_id']}` (config hash `{first['config_hash']}`, seed {first['seed']}, "
-                  f"privbench {first['privbench_version']}, git `{first['git_sha']}`)",
+        seeds = ", ".join(str(x) for x in pd.unique(frame["seed"].astype(str)))
+        lines += [f"- run: `{first['run_id']}` (config hash `{first['config_hash']}`, seed{'s' if ',' in seeds else ''}"
+                  f" {seeds}, privbench {first['privbench_version']}, git `{first['git_sha']}`)",
                   f"- model: `{first['model']}` cut at `{frame['split'].mode().iloc[0]}` (a defense may deploy "
                   f"another split: see the `split` column)", ""]
     lines += ["Privacy metrics are scored on reconstructions by each attack, fitted against each defended pipeline "
               "(adaptive attacker). Utility is the defended pipeline's task score.", ""]
+    tables = report_tables(frame)
+    privacy_plots = [p for p in plots if p.stem.startswith("privacy_utility_") and not p.stem.endswith("_attacks")]
+    for heading, intro, table in tables[:1]:
+        lines += [f"## {heading}", ""] + ([intro, ""] if intro else []) + [markdown_table(table), ""]
+    if privacy_plots:
+        lines += ["## Privacy–utility (worst case)", ""] + [f"![{p.stem}]({p.name})" for p in privacy_plots] + [""]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    for heading, intro, table in report_tables(frame):
+    for heading, intro, table in tables[1:]:
         lines += [f"## {heading}", ""] + ([intro, ""] if intro else []) + [markdown_table(table), ""]
-    if plots or grid:
-        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    others = [p for p in plots if p not in privacy_plots]
+    if others or grid:
+        lines += ["## More figures", ""] + [f"![{p.stem}]({p.name})" for p in others]
         if grid:
             lines.append(f"![reconstructions]({grid.name})")
         lines.append("")

@@ -95,3 +95,24 @@ def base_row(**fields: Any) -> dict[str, Any]:
     row.update(privbench_version=__version__, git_sha=git_sha())
     row.update(fields)
     return row
+
+
+def with_setting_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its setting columns as plain keys — an uncoded row has codec ``none`` and empty codec params
+    and quality (a CSV reads those as NaN, which groupby and pivot_table would drop) — and a ``pipeline`` label:
+    the defense, then the codec and what it codes."""
+    out = frame.copy()
+    if "codec_params" not in out.columns:
+        out["codec_params"] = ""
+    out["codec"] = out["codec"].astype(object).fillna("none").replace("", "none")
+    out["codec_params"] = out["codec_params"].astype(object).fillna("")  # an all-empty column reads as float NaN
+    out["quality"] = pd.to_numeric(out["quality"].replace("", float("nan")), errors="coerce")
+    placement = out["codec_params"].map(lambda p: json.loads(p).get("placement", "") if p else "")
+    coded = out["codec"] != "none"
+    out["pipeline"] = out["defense"].where(~coded, out["defense"] + " + " + out["codec"] + "@" + placement)
+    out["quality"] = out["quality"].astype(object).where(coded, "")
+    return out
+
+
+def has_codecs(frame: pd.DataFrame) -> bool:
+    return bool((frame["codec"].fillna("none").replace("", "none") != "none").any())

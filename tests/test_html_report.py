@@ -27,7 +27,7 @@ from privbench.results import COLUMNS, base_row, write_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 TEST_SET, FACES = "synth-scenes", "synth-faces"
-SECTIONS = ["manifest", "worst-case", "results", "edge-cost", "privacy-utility", "rate-utility", "reconstructions",
+SECTIONS = ["summary", "manifest", "worst-case", "results", "edge-cost", "privacy-utility", "rate-utility", "reconstructions",
             "notes"]
 HOSTILE_NOTE = "<script>alert(1)</script> & a 'quoted' \"note\""
 
@@ -110,11 +110,14 @@ def test_the_page_is_self_contained_and_escapes_every_text(page, figures):
 
 def test_the_worst_case_and_manifest_sections_say_what_the_run_recorded(frame, page, tmp_path):
     text = page.read_text()
+    # the answer first: the ranked summary and the worst-case curves open the page; the manifest closes it
+    assert text.index('<section id="summary">') < text.index('<section id="privacy-utility">') < \
+        text.index('<section id="worst-case">') < text.index('<section id="notes">') < text.index('<section id="manifest">')
     worst = text[text.index('<section id="worst-case">'):text.index('<section id="results">')]
     # one row per setting: the worst psnr is the larger attack's, beside the setting's accuracy (and rate)
     assert worst.count("<tr>") == 1 + 4 and ">17<" in worst and ">12<" in worst and ">0.85<" in worst
     assert "hevc" in worst and ">bpp<" in worst and "inverse-net" not in worst
-    manifest = text[text.index('<section id="manifest">'):text.index('<section id="worst-case">')]
+    manifest = text[text.index('<section id="manifest">'):]
     for fact in ("abc123def456", "3 points (2 evaluated, 1 resumed from the cache)", "processes, 2 jobs",
                  "torch 2.5.1", "2025-01-01T10:00:42+00:00", "42.0 s", "task model", "71%"):
         assert fact in manifest, fact

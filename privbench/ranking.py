@@ -1,0 +1,147 @@
+"""The answer a report opens with: every setting's utility and worst-case leakage, ranked, with which differences
+are significant.
+
+One row per setting (defense and strength; with codecs the pipeline and quality): the task utility, then for each
+headline privacy column — the identity metrics (face-id, plate, par-ma: what an attacker learns about a person) and
+the PSNR of each probe set — the worst case over attacks as ``mean ±half-width`` over the run's seeds (the two-level
+bootstrap of :mod:`privbench.replication`; at one seed the probe interval). Marks, from paired differences on the
+same seeds (:func:`privbench.replication.paired_difference`):
+
+- ``↓`` leaks significantly less than the undefended setting (the identity setting: a defense at a strength that
+  changes nothing, e.g. noise σ 0), ``↑`` significantly more;
+- ``best`` the least-leaking setting of the column, ``≈best`` a setting not significantly different from it.
+
+Settings are ranked by their mean rank over the headline privacy columns (least leakage first); utility stands
+beside, so a private but useless setting is visible as such.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from privbench.components import load_components
+from privbench.errors import PrivbenchError
+from privbench.registry import DEFENSES, METRICS
+from privbench.replication import paired_difference, summarize
+from privbench.results import SETTING_COLUMNS, with_setting_keys
+from privbench.worst_case import WORST, add_worst_case, higher_is_leakier
+
+#: privacy metrics that read who or what is in the image (the headline families beside PSNR)
+IDENTITY_METRICS = ("face-id", "plate", "par-ma")
+SETTING = ["pipeline", "strength", "quality"]
+
+
+def is_undefended(defense: str, params: str, codec: str) -> bool:
+    """Whether a setting changes nothing: no codec, and a registered defense that is the identity at these
+    parameters (noise σ 0, dropout 0, ...). A defense privbench cannot build here is not assumed undefended."""
+    if codec not in ("", "none") or not isinstance(defense, str):
+        return False
+    if defense == "none":
+        return True
+    load_components()
+    try:
+        return bool(DEFENSES.create(defense, **(json.loads(params) if params else {})).is_identity())
+    except (PrivbenchError, KeyError, TypeError, ValueError):
+        return False
+
+
+def headline_columns(privacy: pd.DataFrame) -> list[tuple[str, str]]:
+    """(dataset, metric) of the headline privacy columns present in ``privacy`` (worst-case rows)."""
+    present = set(zip(privacy["dataset"], privacy["metric"], strict=True))
+    datasets = sorted({d for d, _ in present})
+    columns = [(d, m) for d in datasets for m in IDENTITY_METRICS if (d, m) in present]
+    return columns + [(d, "psnr") for d in datasets if (d, "psnr") in present]
+
+
+def _cell(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return ""
+    half = (high - low) / 2 if np.isfinite(low) and np.isfinite(high) else float("nan")
+    return f"{value:.3g} ±{half:.2g}" if np.isfinite(half) and half > 0 else f"{value:.3g}"
+
+
+def ranked_summary(frame: pd.DataFrame, utility: str = "accuracy", level: float = 0.95) -> pd.DataFrame:
+    """The ranked summary table of a results table (one or several seeds); empty without utility or privacy rows."""
+    load_components()  # the metrics' directions and the defenses' identity settings
+    framed = with_setting_keys(add_worst_case(frame, METRICS))
+    framed["seed"] = framed["seed"].astype(str)
+    util = framed[(framed["kind"] == "utility") & (framed["metric"] == utility)]
+    privacy = framed[(framed["kind"] == "privacy") & (framed["attack"] == WORST)]
+    if util.empty or privacy.empty:
+        return pd.DataFrame()
+    columns = headline_columns(privacy)
+    summary = with_setting_keys(summarize(pd.concat([util, privacy[privacy[["dataset", "metric"]].apply(
+        tuple, axis=1).isin(columns)]])))
+    settings = summary[(summary["kind"] == "utility")].copy()
+    settings["undefended"] = [is_undefended(d, p, c) for d, p, c in
+                              zip(settings["defense"], settings["defense_params"], settings["codec"], strict=True)]
+    table = pd.DataFrame({"setting": [_label(r) for _, r in settings.iterrows()],
+                          utility: [_cell(r.value, r.ci_low, r.ci_high) for r in settings.itertuples()],
+                          "seeds": settings["n_seeds"].to_numpy()})
+    ranks = []
+    keys = list(SETTING_COLUMNS)
+    per_seed = privacy.set_index([*keys, "dataset", "metric"]).sort_index()
+    for dataset, metric in columns:
+        part = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
+        merged = settings[keys].merge(part, on=keys, how="left")
+        leakier = higher_is_leakier(METRICS, metric)
+        values = merged["value"].to_numpy(float)
+        ranks.append(pd.Series(values if leakier else -values).rank().to_numpy())
+        base = _rows(per_seed, settings[settings["undefended"]], dataset, metric)
+        order = np.where(np.isfinite(values), values if leakier else -values, np.inf)
+        best_index = int(np.argmin(order)) if np.isfinite(order).any() else None
+        best = _rows(per_seed, settings.iloc[[best_index]], dataset, metric) if best_index is not None else None
+        cells = []
+        for i, (_, setting) in enumerate(settings.iterrows()):
+            r = merged.iloc[i]
+            own = _rows(per_seed, settings.iloc[[i]], dataset, metric)
+            marks = [_mark_against(own, base, leakier, level, ("↓", "↑"))] if not setting["undefended"] else []
+            if best_index == i:
+                marks.append("best")
+            elif best is not None and own is not None and _mark_against(own, best, leakier, level, ("", "")) is None:
+                marks.append("≈best")
+            cells.append(" ".join([_cell(r["value"], r["ci_low"], r["ci_high"]), *(m for m in marks if m)]))
+        table[f"{metric} ({dataset})"] = cells
+    table.insert(0, "rank", pd.Series(np.nanmean(np.vstack(ranks), axis=0)).rank(method="min").astype(int).to_numpy()
+                 if ranks else 0)
+    return table.sort_values(["rank", "setting"]).reset_index(drop=True)
+
+
+def _label(row: pd.Series) -> str:
+    strength = row["strength"]
+    text = f"{row['pipeline']} {strength:g}" if isinstance(strength, float) and np.isfinite(strength) else row["pipeline"]
+    return f"{text} q{float(row['quality']):g}" if row["quality"] not in ("", None) else text
+
+
+def _rows(per_seed: pd.DataFrame, setting: pd.DataFrame, dataset: str, metric: str) -> pd.DataFrame | None:
+    """The per-seed worst-case rows of one setting (the first of ``setting``'s rows) for (dataset, metric)."""
+    if setting.empty:
+        return None
+    key = (*(setting.iloc[0][c] for c in SETTING_COLUMNS), dataset, metric)
+    try:
+        rows = per_seed.loc[[key]]
+    except KeyError:
+        return None
+    return rows.reset_index().sort_values("seed")
+
+
+def _mark_against(own: pd.DataFrame | None, other: pd.DataFrame | None, leakier: bool, level: float,
+                  marks: tuple[str, str]) -> str | None:
+    """``marks[0]`` when ``own`` leaks significantly less than ``other`` (paired on their common seeds),
+    ``marks[1]`` when significantly more, None when not significantly different or not comparable."""
+    if own is None or other is None:
+        return None
+    common = sorted(set(own["seed"]) & set(other["seed"]))
+    if not common:
+        return None
+    a = own.set_index("seed").loc[common].reset_index()
+    b = other.set_index("seed").loc[common].reset_index()
+    _, low, high = paired_difference(a, b, level)
+    if low > 0:
+        return marks[1] if leakier else marks[0]
+    if high < 0:
+        return marks[0] if leakier else marks[1]
+    return None

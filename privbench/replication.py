@@ -1,0 +1,146 @@
+"""Seeds as the unit of replication: the mean of a value over seeds with an interval that covers both the
+seed-to-seed variation and the probe sampling inside each seed, and paired differences between settings.
+
+A run at several seeds has, per (setting, attack, dataset, metric), one row per seed: the value measured on the
+probe set and its within-seed interval (``ci_low``/``ci_high``, ``ci_method``, ``n``). The interval over seeds is a
+**two-level bootstrap** (hierarchical resampling; Davison & Hinkley 1997, §3.8): each replicate draws the seeds
+with replacement and then, inside each drawn seed, the probe-set value from its sampling distribution — for a
+proportion (``wilson`` rows: identification, plate and task accuracy) the binomial count of ``n`` probes drawn with
+replacement, ``Binomial(n, p̂)/n``, which is exactly what resampling the seed's 0/1 probe outcomes gives; for a mean
+of per-image values (``normal`` rows: PSNR, SSIM, ...) the normal law of the resampled mean, with the standard error
+the row's own interval implies (the bootstrap mean's distribution for n ≥ 30 probes, by the central limit theorem).
+Rows with no within-seed interval (costs, rates) vary between seeds only. The interval is the percentile interval of
+the replicates' means.
+
+At one seed there is nothing to resample between seeds: the interval is the row's own (probes only), and
+:func:`summarize` says so with ``n_seeds = 1``.
+
+Paired differences (:func:`paired_difference`) compare two settings **on the same seeds**: a replicate draws seeds
+once and uses the same drawn seeds for both settings, so what the seeds share (the task model, the probe set)
+cancels; each setting's probe-level draw is independent, which is conservative where the two settings' errors on
+the same probes are positively correlated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from privbench.errors import PrivbenchError
+from privbench.regress import key_text
+from privbench.results import KEY_COLUMNS
+
+#: bootstrap replicates per interval (percentile ends move by < 0.1 % of the spread between two draws of 4000)
+REPLICATES = 4000
+
+
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def probe_draws(values: np.ndarray, low: np.ndarray, high: np.ndarray, n: np.ndarray, methods: Sequence[str],
+                level: float, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` draws of each seed's probe-set value (shape ``(size, seeds)``), from the sampling distribution its
+    row states: binomial for a proportion, normal for a mean, the value itself for a row with no interval."""
+    draws = np.repeat(values[None, :].astype(float), size, axis=0)
+    for j, method in enumerate(methods):
+        method = str(method or "")
+        count = int(n[j]) if np.isfinite(n[j]) else 0
+        if method.startswith("wilson") and count > 0 and np.isfinite(values[j]):
+            p = float(np.clip(values[j], 0.0, 1.0))
+            draws[:, j] = rng.binomial(count, p, size) / count
+        elif method.startswith("normal") and np.isfinite(low[j]) and np.isfinite(high[j]) and high[j] > low[j]:
+            se = (high[j] - low[j]) / (2 * _z(_row_level(method, level)))
+            draws[:, j] = rng.normal(values[j], se, size)
+    return draws
+
+
+def _row_level(method: str, default: float) -> float:
+    """The confidence level a ``ci_method`` names (``wilson95`` → 0.95), else ``default``."""
+    digits = "".join(ch for ch in method if ch.isdigit() or ch == ".")
+    try:
+        return float(digits) / 100 if digits else default
+    except ValueError:
+        return default
+
+
+def _seed_sample(seeds: int, rng: np.random.Generator, size: int) -> np.ndarray:
+    return rng.integers(0, seeds, (size, seeds))
+
+
+def two_level_interval(rows: pd.DataFrame, level: float = 0.95, seed: int = 0,
+                       replicates: int = REPLICATES) -> tuple[float, float, float]:
+    """(mean over seeds, low, high) of one setting's rows (one per seed) by the two-level bootstrap."""
+    rng = np.random.default_rng(seed)
+    values = rows["value"].to_numpy(float)
+    draws = probe_draws(values, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
+                        rows["n"].to_numpy(float), list(rows["ci_method"]), level, rng, replicates)
+    picked = _seed_sample(len(values), rng, replicates)
+    means = np.take_along_axis(draws, picked, axis=1).mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(values.mean()), float(low), float(high)
+
+
+def paired_difference(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, seed: int = 0,
+                      replicates: int = REPLICATES) -> tuple[float, float, float]:
+    """(mean of a − b over seeds, low, high): ``a`` and ``b`` hold one row per seed of two settings, aligned on the
+    same seeds (the caller joins them); a replicate draws the seeds once for both."""
+    if len(a) != len(b):
+        raise ValueError("paired rows must cover the same seeds")
+    rng = np.random.default_rng(seed)
+
+    def draws(rows: pd.DataFrame) -> np.ndarray:
+        return probe_draws(rows["value"].to_numpy(float), rows["ci_low"].to_numpy(float),
+                           rows["ci_high"].to_numpy(float), rows["n"].to_numpy(float), list(rows["ci_method"]),
+                           level, rng, replicates)
+
+    diff = draws(a) - draws(b)
+    picked = _seed_sample(len(a), rng, replicates)
+    means = np.take_along_axis(diff, picked, axis=1).mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    point = float(a["value"].to_numpy(float).mean() - b["value"].to_numpy(float).mean())
+    return point, float(low), float(high)
+
+
+#: what identifies one replicated value: the results' key columns and the row's kind
+SUMMARY_KEYS = [*KEY_COLUMNS, "kind"]
+
+
+def replicated_method(level: float) -> str:
+    return f"bootstrap2-{100 * level:g}"
+
+
+def summarize(frame: pd.DataFrame, level: float = 0.95, replicates: int = REPLICATES) -> pd.DataFrame:
+    """One row per (grid point, attack, dataset, metric) of a results table holding one row per seed: the mean over
+    seeds (``value``), the two-level bootstrap interval (``ci_low``/``ci_high``; ``ci_method`` ``bootstrap2-95``),
+    ``n_seeds``, the ``seeds`` and their ``spread`` (max − min). At one seed a row keeps its own (probe) interval and
+    method. A key seen twice at one seed is refused (the table mixes runs)."""
+    if frame.empty:
+        return frame.assign(n_seeds=pd.Series(dtype=int), spread=pd.Series(dtype=float))
+    table = frame.copy()
+    keys = [k for k in SUMMARY_KEYS if k in table.columns]
+    text_keys = [k for k in keys if k != "strength"]
+    for column in text_keys:
+        table[column] = [key_text(v) for v in table[column]]
+    table["strength"] = pd.to_numeric(table["strength"], errors="coerce")
+    table["seed"] = table["seed"].astype(str)
+    if table.duplicated([*keys, "seed"]).any():
+        raise PrivbenchError("the results table holds one grid point twice at the same seed (two runs mixed?)")
+    out = []
+    for _, rows in table.groupby(keys, sort=False, dropna=False):
+        rows = rows.sort_values("seed")
+        first = rows.iloc[0].to_dict()
+        seeds = list(rows["seed"])
+        if len(rows) == 1:
+            first.update(n_seeds=1, spread=0.0, seed=seeds[0])
+            out.append(first)
+            continue
+        value, low, high = two_level_interval(rows, level, replicates=replicates)
+        values = rows["value"].to_numpy(float)
+        first.update(value=value, ci_low=low, ci_high=high, ci_method=replicated_method(level),
+                     n_seeds=len(rows), spread=float(np.nanmax(values) - np.nanmin(values)), seed=" ".join(seeds))
+        out.append(first)
+    return pd.DataFrame(out, columns=[*table.columns, *(c for c in ("n_seeds", "spread") if c not in table.columns)])
