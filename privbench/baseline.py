@@ -25,16 +25,18 @@ from privbench.sweep import run_benchmark
 BASELINE_COLUMNS = [*COLUMNS, "spread", "seeds"]
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` -> [0, 1, 2]; at least two distinct seeds, or there is no spread to measure."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """``"0,1,2"`` -> [0, 1, 2]; at least two distinct non-negative seeds, or there is no spread to measure."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise PrivbenchError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+        raise PrivbenchError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise PrivbenchError(f"{option}: seeds are non-negative integers, got {text!r}")
     if len(seeds) != len(set(seeds)):
-        raise PrivbenchError(f"--seeds: {text!r} repeats a seed")
+        raise PrivbenchError(f"{option}: {text!r} repeats a seed")
     if len(seeds) < 2:
-        raise PrivbenchError("--seeds: give at least two seeds (e.g. 0,1,2): one run has no spread")
+        raise PrivbenchError(f"{option}: give at least two seeds (e.g. 0,1,2): one run has no spread")
     return seeds
 
 

@@ -179,11 +179,14 @@ def resolve_config(config_file: str | None) -> str | None:
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="torch threads per point (default: the cores shared among the jobs); numbers agree value for "
                    "value between runs with the same --threads")
+@click.option("--seeds", "seed_list", default=None, metavar="S1,S2,...",
+              help="replicate the whole grid over these seeds (e.g. 0,1,2,3,4); the report then shows each value's "
+                   "mean over seeds with an interval over seeds and probes (replaces --seed and the config's seed)")
 @click.option("--dry-run", is_flag=True, help="print the expanded grid and which points are finished or cached; "
               "run nothing")
 @_common
-def run(config_file, defense_files, model_name, split, jobs, executor_name, address, threads, dry_run, out_root, name, seed,
-        device, cache_dir, no_cache, quiet, keep_going) -> None:
+def run(config_file, defense_files, model_name, split, jobs, executor_name, address, threads, seed_list, dry_run, out_root,
+        name, seed, device, cache_dir, no_cache, quiet, keep_going) -> None:
     """Run a benchmark: CONFIG_FILE (YAML, or a shipped preset's name), or the embedded default on synthetic
     data when omitted.
 
@@ -197,6 +200,12 @@ def run(config_file, defense_files, model_name, split, jobs, executor_name, addr
     from privbench import run_record
 
     config_file = resolve_config(config_file)
+    if seed_list is not None:
+        from privbench.baseline import parse_seeds
+
+        if seed is not None:
+            raise PrivbenchError("--seed and --seeds: give one of them")
+        seed = parse_seeds(seed_list, "--seeds")
     # first, before torch: a finished run's record answers a rerun with the same inputs (privbench.run_record)
     request = run_record.Request(config_file, name, seed, device, model_name, split, tuple(defense_files),
                                  executor_name, jobs, address, threads, cache_dir, no_cache, dry_run)
@@ -463,6 +472,7 @@ def report(run_dir: Path) -> None:
     """Redraw the plots, report.md and report.html of RUN_DIR from its results.csv (and manifest.json)."""
     from privbench.cache import check_writable_folder
     from privbench.html_report import write_html
+    from privbench.ranking import replication_warnings
     from privbench.rate_plots import rate_plots
     from privbench.report import (
         load_manifest,
@@ -492,8 +502,9 @@ def report(run_dir: Path) -> None:
     try:
         plots = privacy_utility_plots(frame, run_dir) + rate_plots(frame, run_dir)
         grid = reconstruction_grid(originals, samples, run_dir) if samples else None
-        write_report(frame, run_dir, config_text, plots, grid, [], manifest=manifest)
-        write_html(frame, run_dir, manifest, plots, grid, [], config_text=config_text)
+        notes = replication_warnings(frame)
+        write_report(frame, run_dir, config_text, plots, grid, notes, manifest=manifest)
+        write_html(frame, run_dir, manifest, plots, grid, notes, config_text=config_text)
     except OSError as exc:  # a full disk: the files written so far are whole, the others unchanged
         raise PrivbenchError(f"cannot write the report into {run_dir} ({exc.strerror or exc})") from None
     click.echo(f"report -> {run_dir / 'report.md'}, {run_dir / 'report.html'}")
@@ -694,15 +705,33 @@ def bd_command(csv_path: Path, anchor: str, tests, rate: str, metrics, method: s
               help="cache folder (default $PRIVBENCH_CACHE or ~/.cache/privbench)")
 @click.option("--no-cache", is_flag=True, help="recompute everything and store nothing")
 @click.option("--quiet", is_flag=True, callback=_quiet, help=QUIET_HELP)
-def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool, quiet: bool) -> None:
-    """Write a regression baseline: CONFIG_FILE (YAML or a shipped name such as `quick`) run once per seed.
+@click.option("--from-run", "from_run", type=click.Path(path_type=Path), default=None,
+              help="aggregate the per-seed rows of a finished run (`privbench run --seeds ...`: its folder or "
+                   "results.csv) instead of running CONFIG_FILE again")
+def baseline(config_file, seeds: str, out_path: Path, cache_dir, no_cache: bool, quiet: bool, from_run) -> None:
+    """Write a regression baseline: CONFIG_FILE (YAML or a shipped name such as `quick`) run once per seed, or the
+    rows of a replicated run (--from-run).
 
     Per grid point and metric: the mean over seeds, the spread (max - min), the number of seeds and the widest
     CI half-width, for `privbench regress --baseline`.
     """
-    from privbench.baseline import build_baseline, parse_seeds
+    from privbench.baseline import aggregate, build_baseline, parse_seeds
     from privbench.cache import Cache
 
+    if from_run is not None:
+        from privbench.report import load_results
+        from privbench.results import write_csv
+
+        if config_file is not None:
+            raise PrivbenchError("baseline: give CONFIG_FILE or --from-run, not both")
+        source = from_run / "results.csv" if from_run.is_dir() else from_run
+        frame = load_results(source)
+        by_seed = [rows for _, rows in frame.groupby(frame["seed"].astype(str), sort=True)]
+        table = aggregate(by_seed)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(table, out_path)
+        click.echo(f"{len(table)} rows ({len(by_seed)} seeds of {source}) -> {out_path}")
+        return
     chosen = parse_seeds(seeds)
     cache = Cache(cache_dir, enabled=not no_cache)
     started = time.perf_counter()

@@ -171,8 +171,8 @@ def verdict_text(row: pd.Series) -> str:
 def compare_figure(table: pd.DataFrame, metric: str, path) -> None:
     """A forest plot of ``table``: one line per pair with its paired interval, a panel per probe set; significant
     differences drawn solid, the others hollow; zero marked."""
-    from privbench.report import _png, pyplot
     from privbench.cache import atomic_write_bytes
+    from privbench.report import _png, pyplot
 
     shown = table[np.isfinite(table["difference"].astype(float))]
     datasets = sorted(shown["dataset"].unique()) or ["(none)"]

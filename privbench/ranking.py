@@ -145,3 +145,30 @@ def _mark_against(own: pd.DataFrame | None, other: pd.DataFrame | None, leakier:
     if high < 0:
         return marks[0] if leakier else marks[1]
     return None
+
+
+#: the undefended utility may move this much between seeds before a report warns (the default benchmark's task
+#: model: 0.024 over seeds 0–4, benchmarks/task_model_stability.py)
+UNSTABLE_SPREAD = 0.05
+
+
+def replication_warnings(frame: pd.DataFrame, utility: str = "accuracy") -> list[str]:
+    """Warnings about what the run's seeds show: the undefended setting's utility moving more than
+    :data:`UNSTABLE_SPREAD` between seeds (its differences between defenses may be seed noise)."""
+    if frame.empty or "seed" not in frame.columns:
+        return []
+    util = frame[(frame["kind"] == "utility") & (frame["metric"] == utility)]
+    undefended = util[[is_undefended(d, p, c) for d, p, c in zip(
+        util["defense"], util["defense_params"].fillna(""), util["codec"].fillna("none"), strict=True)]]
+    if undefended.empty:
+        return []
+    by_seed = undefended.groupby(undefended["seed"].astype(str))["value"].first()
+    if len(by_seed) < 2:
+        return []
+    spread = float(by_seed.max() - by_seed.min())
+    if spread <= UNSTABLE_SPREAD:
+        return []
+    listing = ", ".join(f"{v:.3f}" for v in by_seed)
+    return [f"WARNING: the undefended task model is unstable across seeds: {utility} {listing} (spread {spread:.3f}, "
+            f"over the {UNSTABLE_SPREAD} privbench accepts); differences between defenses of that size are seed noise — train it longer or "
+            "on more data"]

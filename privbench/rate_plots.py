@@ -16,8 +16,7 @@ import pandas as pd
 
 from privbench.cache import Cache
 from privbench.report import MARKERS, _digest, _png, _write_figure, pyplot
-from privbench.results import with_setting_keys
-from privbench.results import SETTING_COLUMNS
+from privbench.results import SETTING_COLUMNS, with_setting_keys
 
 #: privacy metrics drawn against the rate, when the run scored them
 RATE_PRIVACY_METRICS = ("psnr", "face-id", "plate", "par-ma")

@@ -24,10 +24,10 @@ the same probes are positively correlated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from privbench.errors import PrivbenchError
 from privbench.regress import key_text
@@ -38,7 +38,7 @@ REPLICATES = 4000
 
 
 def _z(level: float) -> float:
-    return NormalDist().inv_cdf(0.5 + level / 2.0)
+    return float(stats.norm.ppf(0.5 + level / 2.0))
 
 
 def probe_draws(values: np.ndarray, low: np.ndarray, high: np.ndarray, n: np.ndarray, methods: Sequence[str],

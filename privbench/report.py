@@ -257,8 +257,9 @@ def report_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
                        f"family ({over}). ↓/↑: leaks significantly less/more than the undefended setting; best: the "
                        "least leakage of the column; ≈best: not significantly different from it (paired intervals "
                        "on the same seeds). Ranked by the mean rank over the privacy columns.", ranked))
-    tables.append(("Results", f"Every attack and metric ({'mean over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'};"
-                   " the intervals are in results.csv and the figures).", summary_table(view)))
+    replicated = f"mean over {seeds} seeds" if seeds > 1 else "one seed"
+    tables.append(("Results", f"Every attack and metric ({replicated}; the intervals are in results.csv and the "
+                   "figures).", summary_table(view)))
     costs = cost_table(view)
     if not costs.empty:
         tables.append(("Edge cost", "Front + edge stages of each defended pipeline: parameters, multiply–"

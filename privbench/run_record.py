@@ -107,7 +107,7 @@ class Request:
 
     config_file: str | None
     name: str | None = None
-    seed: int | None = None
+    seed: int | list[int] | None = None
     device: str | None = None
     model: str | None = None
     split: str | None = None

@@ -29,6 +29,7 @@ from privbench.executors import PointError, SerialExecutor
 from privbench.grid import GridPoint, PointFailed, expand, inputs_for, point_node
 from privbench.grid import originals as probe_originals
 from privbench.journal import Journal
+from privbench.ranking import replication_warnings
 from privbench.registry import METRICS
 from privbench.results import git_sha, to_frame
 from privbench.schedule import Task, node_rows, tasks_for
@@ -153,6 +154,7 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     frame = to_frame(rows)
     if any(len(g.attacks) > 1 for g in grid.groups) or (frame["attack"] == INTERCEPTED).any():
         frame = add_worst_case(frame, METRICS)
+    notes += replication_warnings(frame)
     originals = probe_originals(grid.groups[0], cache)
     manifest = _manifest(grid, executor, points, status, seconds, started, expanded, time.perf_counter() - clock,
                          grouped, tasks, node_seconds)

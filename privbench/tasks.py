@@ -42,6 +42,12 @@ class Sanity:
     def useless(self) -> bool:
         return self.low <= self.floor
 
+    @property
+    def weak(self) -> bool:
+        """Above chance but within a quarter of the way from chance to perfect (classification: below 0.325 of 10
+        classes): differences between defenses at this utility say little."""
+        return not self.useless and self.value < self.floor + 0.25 * (1.0 - self.floor)
+
 
 class Task:
     """Base of the tasks; see the module docstring."""

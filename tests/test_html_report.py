@@ -27,8 +27,8 @@ from privbench.results import COLUMNS, base_row, write_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 TEST_SET, FACES = "synth-scenes", "synth-faces"
-SECTIONS = ["summary", "manifest", "worst-case", "results", "edge-cost", "privacy-utility", "rate-utility", "reconstructions",
-            "notes"]
+SECTIONS = ["summary", "manifest", "worst-case", "results", "edge-cost", "privacy-utility", "rate-utility",
+            "reconstructions", "notes"]
 HOSTILE_NOTE = "<script>alert(1)</script> & a 'quoted' \"note\""
 
 MANIFEST = {

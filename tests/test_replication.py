@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privbench.metrics.bd import interpolation_weights, mean_gap_weights
 from privbench.compare import compare, compare_pair, pipelines
 from privbench.errors import PrivbenchError
 from privbench.metrics.base import Score
+from privbench.metrics.bd import interpolation_weights, mean_gap_weights
 from privbench.replication import summarize, two_level_interval
 from privbench.results import COLUMNS, base_row
 
@@ -181,3 +181,27 @@ def test_the_markdown_report_opens_with_the_ranked_summary(tmp_path):
     lines = [line for line in summary.splitlines() if line.startswith("| ")]
     assert lines[1].split("|")[2].strip() == "noise 1" and "best" in lines[1]  # the least leakage ranks first
     assert "↓" in lines[1] and "↓" not in [line for line in lines if "noise 0 " in line][0]
+
+
+def test_an_unstable_undefended_task_model_is_named():
+    from privbench.ranking import replication_warnings
+
+    frame = table(LEAK, UTILITY, seed_sd=0.0)
+    noise = frame["defense"] == "noise"
+    frame.loc[noise, "defense_params"] = [f'{{"distribution":"gaussian","placement":"features","scale":{s}}}'
+                                          for s in frame.loc[noise, "strength"]]
+    assert replication_warnings(frame) == []  # the utility moves by its ±0.01 seed noise only
+    undefended = noise & (frame["strength"] == 0.0) & (frame["metric"] == "accuracy")
+    frame.loc[undefended & (frame["seed"] == 3), "value"] = 0.3
+    (warning,) = replication_warnings(frame)
+    assert "unstable across seeds" in warning and "0.300" in warning
+    assert replication_warnings(frame[frame["seed"] == 3]) == []  # one seed shows no spread
+
+
+def test_a_task_model_near_chance_is_warned_about():
+    from privbench.engine.setting_rows import model_warning
+    from privbench.tasks import Sanity
+
+    assert "at chance" in model_warning(Sanity("accuracy", 0.12, 0.09, 0.1, 400))
+    assert "near chance" in model_warning(Sanity("accuracy", 0.28, 0.24, 0.1, 400))
+    assert model_warning(Sanity("accuracy", 0.92, 0.90, 0.1, 400)) is None

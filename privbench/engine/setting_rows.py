@@ -115,11 +115,15 @@ def model_check_node(inputs: RunInputs) -> Node:
 
 
 def model_warning(found: Sanity) -> str | None:
-    if not found.useless:
-        return None
-    return (f"WARNING: the task model is at chance: {found.metric} {found.value:.3f} on {found.n} test images, "
-            f"chance {found.floor:.3f}; train it longer (model.epochs) or check its weights and data — its "
-            f"privacy–utility figures mean nothing")
+    if found.useless:
+        return (f"WARNING: the task model is at chance: {found.metric} {found.value:.3f} on {found.n} test images, "
+                f"chance {found.floor:.3f}; train it longer (model.epochs) or check its weights and data — its "
+                f"privacy–utility figures mean nothing")
+    if found.weak:
+        return (f"WARNING: the task model is near chance: {found.metric} {found.value:.3f} on {found.n} test images, "
+                f"chance {found.floor:.3f}; train it longer (model.epochs) or on more data — differences between "
+                f"defenses at this utility say little")
+    return None
 
 
 def _setting_rows(graph: Graph, node: Node) -> dict[str, Any]:
