@@ -170,5 +170,5 @@ def replication_warnings(frame: pd.DataFrame, utility: str = "accuracy") -> list
         return []
     listing = ", ".join(f"{v:.3f}" for v in by_seed)
     return [f"WARNING: the undefended task model is unstable across seeds: {utility} {listing} (spread {spread:.3f}, "
-            f"over the {UNSTABLE_SPREAD} privbench accepts); differences between defenses of that size are seed noise — train it longer or "
-            "on more data"]
+            f"over the {UNSTABLE_SPREAD} privbench accepts); differences between defenses of that size are seed "
+            "noise — train it longer or on more data"]
