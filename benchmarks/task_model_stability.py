@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_default_run import cpu_flags  # the CPU's model name, as the other benchmarks record it
 
 
 def override(data: dict, assignment: str) -> None:
@@ -114,8 +114,7 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=[*rows[0], "cpu", "overrides"])
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "cpu": platform.processor() or platform.machine(),
-                             "overrides": " ".join(args.set)})
+            writer.writerow({**row, "cpu": cpu_flags()["cpu"], "overrides": " ".join(args.set)})
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def ranked_summary(frame: pd.DataFrame, utility: str = "accuracy", level: float 
                               zip(settings["defense"], settings["defense_params"], settings["codec"], strict=True)]
     table = pd.DataFrame({"setting": [_label(r) for _, r in settings.iterrows()],
                           utility: [_cell(r.value, r.ci_low, r.ci_high) for r in settings.itertuples()],
-                          "seeds": settings["n_seeds"].to_numpy()})
+                          "n_seeds": settings["n_seeds"].to_numpy()})
     ranks = []
     keys = list(SETTING_COLUMNS)
     per_seed = privacy.set_index([*keys, "dataset", "metric"]).sort_index()

@@ -33,6 +33,7 @@ def add_worst_case(frame: pd.DataFrame, metrics_registry: Registry) -> pd.DataFr
     """
     if frame.empty or "kind" not in frame.columns:
         return frame
+    frame = frame.reset_index(drop=True)  # rows are picked by index label below: labels must be unique
     base = frame[frame["attack"] != WORST]
     privacy = base[(base["kind"] == "privacy") & base["value"].notna()]
     if privacy.empty:

@@ -31,7 +31,8 @@ def test_each_generated_page_matches_its_csvs(path):
 def test_the_readme_links_every_generated_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in PAGES:
-        assert f"docs/results/{path.name}" in readme, path.name
+        if path.parent.name == "results" and path.name != "README.md":
+            assert f"docs/results/{path.name}" in readme, path.name
 
 
 def test_a_changed_csv_makes_its_page_stale(tmp_path, monkeypatch):
