@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from privbench.errors import PrivbenchError
-from privbench.results import POINT_COLUMNS
+from privbench.results import POINT_COLUMNS, check_unique, describe_point
 
 #: result columns a selector may name directly (besides ``defense.<param>`` and ``codec.<param>``)
 SELECTOR_COLUMNS = ["dataset", *POINT_COLUMNS, "seed", "run_id", "config_hash"]
@@ -192,12 +192,15 @@ def _as_selector(selector: Selector | str) -> Selector:
 
 
 # ---- the table -----------------------------------------------------------------------------------------------------
-def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, source: str = "the table") -> pd.DataFrame:
     """``frame`` with text keys (``32.0`` and ``32`` alike, missing as '') and numeric values, or one
-    PrivbenchError line naming what is wrong. Idempotent."""
+    PrivbenchError line naming ``source`` (the file the table was read from) and what is wrong: a missing column,
+    a value that is not a number, a ``kind=rate`` row without a finite value (a rate is measured at every coded
+    point: a NaN there is a damaged table, not a point to leave out), a row key held twice (one row per grid point,
+    attack, metric and seed: :func:`privbench.results.check_unique`; seeds of one point are averaged). Idempotent."""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise PrivbenchError(f"not a privbench results table (missing column '{missing[0]}')")
+        raise PrivbenchError(f"{source} is not a privbench results table (missing column '{missing[0]}')")
     out = frame.copy()
     for column in [*POINT_COLUMNS, "dataset", "attack", "metric", "kind", "seed"]:
         if column not in out.columns:
@@ -206,8 +209,24 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     try:
         out["value"] = pd.to_numeric(out["value"], errors="raise").astype("float64")
     except (ValueError, TypeError):
-        raise PrivbenchError("column 'value' holds a value that is not a number") from None
+        bad = next((v for v in out["value"] if _as_float(v) is None), "?")
+        raise PrivbenchError(f"{source}: column 'value' holds {bad!r}, not a number") from None
+    rates = out[out["kind"] == "rate"]
+    unmeasured = rates[~np.isfinite(rates["value"].to_numpy())]
+    if not unmeasured.empty:
+        example = f"{describe_point(unmeasured.iloc[0], seed=True)} = {unmeasured['value'].iloc[0]}"
+        raise PrivbenchError(f"{source}: {len(unmeasured)} kind=rate rows have no finite value, e.g. {example} "
+                             "(a rate is measured at every coded point)")
+    check_unique(out, source)
     return out
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float when it is one or reads as one, else None."""
+    try:
+        return float(value)
+    except (ValueError, TypeError):
+        return None
 
 
 def _describe_point(row: Mapping[str, Any]) -> str:
@@ -314,7 +333,8 @@ def curve(frame: pd.DataFrame, selector: Selector | str, metric: str, rate: str 
     ``dataset`` must name one. Uncoded rows (``codec=none``) have no rate and are left out.
 
     Every way this can go wrong (no row matches, no coded point, the metric or attack or dataset missing, a
-    rate ≤ 0) is one PrivbenchError naming the selector; points without a finite value are left out with a note.
+    rate ≤ 0) is one PrivbenchError naming the selector (a defect of the table itself — a rate that is not finite,
+    a row key held twice — is :func:`prepare`'s); points without a finite metric value are left out with a note.
     """
     sel = _as_selector(selector)
     table = prepare(frame)

@@ -14,8 +14,10 @@ torch is imported where an entry is read, written or keyed, not with this module
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -30,6 +32,8 @@ T = TypeVar("T")
 CACHE_FORMAT = 1
 #: the cache's folder of entry locks (see :meth:`Cache.locked`)
 LOCKS = ".locks"
+#: a temporary file younger than this may be a write in progress: ``cache prune`` leaves it
+TMP_GRACE_SECONDS = 3600.0
 
 
 def canonical_json(obj: Any) -> str:
@@ -57,8 +61,20 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+#: errors that mean the disk (not privbench) refused a write: full, over quota
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_problem(exc: OSError) -> str:
+    """``exc`` in words a user acts on: "the disk is full" for a full disk or quota, else the OS's own text; with
+    the path it names."""
+    what = "the disk is full" if exc.errno in DISK_FULL else (exc.strerror or str(exc))
+    return f"{what}: cannot write {exc.filename}" if exc.filename else what
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename. An ``OSError`` (a full
+    disk) leaves no temporary file and names ``path`` (a write through a descriptor names no file by itself)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -66,6 +82,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -77,20 +97,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temp file + rename, so a crash never leaves a truncated file."""
+    """``torch.save`` into memory, then :func:`atomic_write_bytes`: a crash never leaves a truncated file, and a full
+    disk is an ``OSError`` naming ``path`` (torch's own file writer reports it as a RuntimeError such as
+    "enforce fail … unexpected pos" or "basic_ios::clear: iostream error")."""
+    import io
+
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _umask() -> int:
@@ -148,7 +164,7 @@ def replace_folder(target: Path, build: Callable[[Path], None]) -> None:
         try:
             build(fresh)
         except OSError as exc:
-            raise PrivbenchError(f"cannot write the run's outputs under {target.parent} ({exc.strerror or exc}); "
+            raise PrivbenchError(f"cannot write the run's outputs under {target.parent} ({disk_problem(exc)}); "
                                  f"{target} is unchanged") from None
         aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         had_old = target.exists() or target.is_symlink()
@@ -262,17 +278,37 @@ class Cache:
                             "oldest": min(s.st_mtime for s in stats), "newest": max(s.st_mtime for s in stats)})
         return out
 
+    def kinds(self) -> list[str]:
+        """The kinds of entry the cache folder holds (its entry folders), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
     def prune(self, kinds: set[str] | None = None, older_than: float | None = None, dry_run: bool = False
-              ) -> tuple[int, int]:
+              ) -> tuple[int, int, int]:
         """Delete the entries of ``kinds`` (all kinds when None) last written more than ``older_than`` seconds ago
         (all when None), with left-over temporary files of interrupted writes and unused lock files. Returns
-        (files deleted, bytes freed); ``dry_run`` only counts them."""
+        (files deleted, bytes freed, files skipped); ``dry_run`` only counts them.
+
+        What a running privbench holds is skipped, never deleted: a lock file another process holds (deleting it
+        would let a second process compute the entry beside the first), and a temporary file written in the last
+        :data:`TMP_GRACE_SECONDS` (a write in progress; its rename would fail). Unknown kinds and a non-finite or
+        negative age are refused."""
         import time
 
+        from privbench.errors import PrivbenchError
+
+        if older_than is not None and not (math.isfinite(older_than) and older_than >= 0):
+            raise PrivbenchError(f"cache prune: --older-than must be a finite number of days >= 0, got {older_than}")
+        unknown = sorted(set(kinds or ()) - set(self.kinds()))
+        if unknown:
+            present = ", ".join(self.kinds()) or "none"
+            raise PrivbenchError(f"cache prune: no entries of kind '{unknown[0]}' in {self.root} (its kinds: "
+                                 f"{present}; see `privbench cache show`)")
         now = time.time()
-        files, freed = 0, 0
+        files, freed, skipped = 0, 0, 0
         if not self.root.is_dir():
-            return files, freed
+            return files, freed, skipped
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             if folder.name == LOCKS:
                 candidates = list(folder.glob("*.lock")) if kinds is None and older_than is None else []
@@ -281,11 +317,41 @@ class Cache:
             else:
                 candidates = [*folder.glob("*.pt"), *folder.glob(".*.tmp")]
             for path in candidates:
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
                 if older_than is not None and now - stat.st_mtime < older_than:
                     continue
+                in_progress = path.suffix == ".tmp" and now - stat.st_mtime < TMP_GRACE_SECONDS
+                if in_progress or (path.suffix == ".lock" and not _delete_unheld_lock(path, dry_run)):
+                    skipped += 1
+                    continue
                 files, freed = files + 1, freed + stat.st_size
-                if not dry_run:
+                if not dry_run and path.suffix != ".lock":
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
-        return files, freed
+        return files, freed, skipped
+
+
+def _delete_unheld_lock(path: Path, dry_run: bool) -> bool:
+    """Delete the lock file ``path`` unless another process holds it (a non-blocking ``flock``; deleted while this
+    process holds it, so no process can be inside it); True when it was (or, dry run, could be) deleted."""
+    import fcntl
+
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - opened before the lock, closed by the with below
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return True

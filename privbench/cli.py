@@ -7,6 +7,7 @@ and exit with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -229,7 +230,7 @@ def run(config_file, defense_files, model_name, split, jobs, executor_name, addr
         text = yaml.safe_dump(config.raw, sort_keys=False)
     else:
         text = yaml.safe_dump(read_yaml(config_file), sort_keys=False) if config_file else default_config_text()
-    executor = make_executor(executor_name or "serial", jobs, address, threads)
+    executor = make_executor(executor_name, jobs, address, threads)
     if dry_run:
         _dry_run(config, out_root, cache_dir, no_cache)
         return
@@ -388,7 +389,7 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
     `privbench run --defense-file FILE` and `privbench attack --defense-file FILE` rebuild the defense from
     that file alone; a file fitted for another task model is refused.
     """
-    from privbench.cache import Cache
+    from privbench.cache import Cache, check_writable_folder, disk_problem
     from privbench.components import load_components
     from privbench.config import load_config
     from privbench.defenses.base import TrainedDefense
@@ -404,11 +405,16 @@ def defend(defense, defense_params, save_path, config_file, seed, device, cache_
         raise PrivbenchError(f"defense '{defense}' has nothing to fit (trained defenses: {trained})")
     if save_path.is_dir():
         raise PrivbenchError(f"--save {save_path} is a folder; name a file")
+    check_writable_folder(save_path.parent, f"--save {save_path}: its folder")  # before the fit, not after it
     config = load_config(config_file, _overrides(None, seed, device))
     inputs = inputs_for(config, Cache(cache_dir, enabled=not no_cache))
     started = time.perf_counter()
     state = inputs.graph.get(fit_node(inputs, chosen))
-    save_defense(save_path, chosen, state, inputs.model_key_hash, inputs.model_summary)
+    try:
+        save_defense(save_path, chosen, state, inputs.model_key_hash, inputs.model_summary)
+    except OSError as exc:
+        raise PrivbenchError(f"--save: {disk_problem(exc)} (the fitted defense is in the cache: the same command "
+                             "again only writes the file)") from None
     how = "fitted" if inputs.graph.made["defense"] else "from the cache"
     click.echo(f"{defense} ({how}, {time.perf_counter() - started:.1f}s) -> {save_path}")
 
@@ -651,13 +657,13 @@ def bd_command(csv_path: Path, anchor: str, tests, rate: str, metrics, method: s
     import io
 
     from privbench.cache import atomic_write_text, check_writable_folder
-    from privbench.metrics.bd import bd_report, metric_column, parse_selector, plot_fronts, rate_column
+    from privbench.metrics.bd import bd_report, metric_column, parse_selector, plot_fronts, prepare, rate_column
     from privbench.results import read_csv
 
     anchor_sel = parse_selector(anchor)
     test_sels = [parse_selector(t) for t in tests]
     chosen = _bd_datasets(datasets)
-    frame = read_csv(csv_path)
+    frame = prepare(read_csv(csv_path), str(csv_path))  # every defect of the table is one line, before any compute
     out = out_dir if out_dir is not None else (csv_path.parent if str(csv_path.parent) else Path("."))
     report = bd_report(frame, anchor_sel, test_sels, list(metrics), rate, method, attack, chosen, min_overlap)
     check_writable_folder(out, "--out")
@@ -814,10 +820,11 @@ def cache_prune(cache_dir, kinds, older_than, everything: bool, dry_run: bool) -
     if not (kinds or older_than is not None or everything):
         raise PrivbenchError("cache prune: say what to delete: --kind KIND, --older-than DAYS or --all")
     cache = Cache(cache_dir)
-    files, freed = cache.prune(set(kinds) if kinds else None,
-                               older_than * 86400 if older_than is not None else None, dry_run)
+    files, freed, skipped = cache.prune(set(kinds) if kinds else None,
+                                        older_than * 86400 if older_than is not None else None, dry_run)
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {files} files ({freed / 1e6:.1f} MB) from {cache.root}")
+    held = f"; skipped {skipped} in use by a running privbench (held locks, writes in progress)" if skipped else ""
+    click.echo(f"{verb} {files} files ({freed / 1e6:.1f} MB) from {cache.root}{held}")
 
 
 INTERRUPTED = ("privbench: interrupted; finished grid points are in the cache, so the same command resumes where "
@@ -843,6 +850,11 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     if argv is None:  # the installed command, not an in-process call (tests keep their own handlers)
         _stop_on_sigterm()
+    if not debug:
+        from privbench.progress import LIBRARY_WARNINGS_ENV, hide_library_warnings
+
+        os.environ.setdefault(LIBRARY_WARNINGS_ENV, "1")
+        hide_library_warnings()
     try:
         cli.main(args=args, prog_name="privbench", standalone_mode=False)
     except PrivbenchError as exc:
@@ -864,8 +876,9 @@ def main(argv: list[str] | None = None) -> None:
         # is written). Other OSErrors may be bugs and keep their traceback.
         if debug or exc.errno not in {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}:
             raise
-        where = f": {exc.filename}" if exc.filename else ""
-        click.echo(f"privbench: error: {exc.strerror or exc}{where}", err=True)
+        from privbench.cache import disk_problem
+
+        click.echo(f"privbench: error: {disk_problem(exc)}", err=True)
         sys.exit(2)
 
 

@@ -125,16 +125,46 @@ def default_config_text() -> str:
     return presets.text(presets.DEFAULT)
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping of a YAML document names one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (plain ``safe_load`` keeps the last one,
+    so ``seed: 0`` … ``seed: 3`` would run seed 3 without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys in its own words
+            if key in seen:
+                raise DuplicateKey(f"the key '{key}' is written twice (line {seen[key] + 1} and line "
+                                   f"{key_node.start_mark.line + 1})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load_unique(text: str) -> Any:
+    """``yaml.safe_load`` that raises :class:`DuplicateKey` for a key written twice in a mapping."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise PrivbenchError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_unique(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise PrivbenchError(f"config {path} is not a UTF-8 text file") from None
     except OSError as exc:
         raise PrivbenchError(f"cannot read config {path} ({exc.strerror or exc})") from None
+    except DuplicateKey as exc:
+        raise PrivbenchError(f"config {path}: {exc}; write each key once") from None
     except yaml.YAMLError as exc:
         first = [line for line in str(exc).splitlines() if line.strip()]
         raise PrivbenchError(f"config {path} is not valid YAML: {first[0] if first else 'parse error'}") from None

@@ -145,11 +145,18 @@ def _stack(folder: Path, files: list[Path], what: str) -> torch.Tensor:
 def _labels_from_csv(path: Path, files: list[Path]) -> dict[str, Any]:
     if not path.is_file():
         raise PrivbenchError(f"labels CSV not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if "file" not in (reader.fieldnames or []):
-            raise PrivbenchError(f"{path}: needs a 'file' column (image path relative to --orig)")
-        rows = {Path(r["file"]).as_posix(): r for r in reader}
+    try:
+        # utf-8-sig: a byte-order mark (spreadsheet programs write one) is not part of the first column's name
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if "file" not in (reader.fieldnames or []):
+                raise PrivbenchError(f"{path}: needs a 'file' column (image path relative to --orig)")
+            rows = {Path(r["file"]).as_posix(): r for r in reader}
+    except UnicodeDecodeError as exc:
+        raise PrivbenchError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                             "save it as UTF-8") from None
+    except csv.Error as exc:
+        raise PrivbenchError(f"{path} is not a readable CSV ({exc})") from None
     missing = [f.as_posix() for f in files if f.as_posix() not in rows]
     if missing:
         raise PrivbenchError(f"{path}: no row for image {missing[0]}")

@@ -84,6 +84,9 @@ def _worker_start(threads: int, lines=None) -> None:
     (:class:`privbench.progress.Relay`; none when it inherited ``PRIVBENCH_QUIET=1``)."""
     import torch
 
+    from privbench.progress import hide_library_warnings
+
+    hide_library_warnings()
     torch.set_num_threads(threads)
     if lines is not None:
         from privbench.progress import report_to
@@ -237,13 +240,19 @@ def _ray_task(task: Task, root: str, enabled: bool, threads: int) -> Outcome | P
     return _worker_task(task, root, enabled)
 
 
-def make_executor(name: str, jobs: int = 1, address: str | None = None, threads: int | None = None
+def make_executor(name: str | None, jobs: int = 1, address: str | None = None, threads: int | None = None
                   ) -> SerialExecutor | ProcessExecutor | RayExecutor:
-    """The executor the command line asks for: ``--jobs N`` > 1 means local processes unless Ray is named.
+    """The executor the command line asks for (``name`` None: not named): ``--jobs N`` > 1 means local processes;
+    contradictory options (``--executor serial --jobs 2``, ``--executor ray --jobs 2``) are refused, since the run
+    would record an executor other than the one named.
 
     ``threads``: torch threads per point (default: the cores shared among the jobs; one per Ray task). A point's
     numbers depend on it at the level of float rounding (a parallel reduction adds in another order), so runs
     compared value for value — serial against ``--jobs`` or Ray — use the same ``--threads``."""
+    if jobs > 1 and name in ("serial", "ray"):
+        what = "runs one task at a time" if name == "serial" else "takes its workers from the Ray cluster"
+        raise PrivbenchError(f"--executor {name} {what}: --jobs {jobs} applies to --executor processes (or drop "
+                             "--executor)")
     if name == "ray":
         return RayExecutor(address, threads or 1)
     if address is not None:

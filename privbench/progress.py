@@ -353,3 +353,16 @@ class Relay:
         for source in self.sources:
             self.display.show(("worker", source), None, "")
         self.sources.clear()
+
+
+#: set (to "1") by the command line without --debug: torch's and torchvision's UserWarnings stay off the console, in
+#: the worker processes too (they inherit the environment); a user error is then the one line it should be
+LIBRARY_WARNINGS_ENV = "PRIVBENCH_HIDE_LIBRARY_WARNINGS"
+
+
+def hide_library_warnings() -> None:
+    """Silence torch's and torchvision's UserWarnings in this process when :data:`LIBRARY_WARNINGS_ENV` says so."""
+    import warnings
+
+    if os.environ.get(LIBRARY_WARNINGS_ENV) == "1":
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch(vision)?(\.|$)")

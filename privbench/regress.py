@@ -32,7 +32,6 @@ duplicated key, NaN value) is one :class:`~privbench.errors.PrivbenchError` line
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +39,7 @@ import pandas as pd
 from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.registry import METRICS
-from privbench.results import FLOAT_COLUMNS, KEY_COLUMNS, TIMING_METRICS
+from privbench.results import FLOAT_COLUMNS, KEY_COLUMNS, TIMING_METRICS, check_unique, describe_point, key_text
 
 #: Absolute floors of the allowance, per metric; other metrics get ``default_tolerance``.
 DEFAULT_TOLERANCE = {"psnr": 0.5, "edge-psnr": 0.5, "ssim": 0.02, "mse": 0.002, "accuracy": 0.02}
@@ -60,6 +59,8 @@ class Verdict:
     regressions: pd.DataFrame
     missing: pd.DataFrame  # baseline rows the current table lacks
     legacy_baseline: bool = False  # the baseline has no measured spread (one run)
+    #: current rows the baseline lacks (new points: not gated, which the output says)
+    unbaselined: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=KEY_COLUMNS))
 
     @property
     def ok(self) -> bool:
@@ -90,16 +91,6 @@ def read_table(path: Path, label: str) -> pd.DataFrame:
     return validate(frame, f"{label} {path}")
 
 
-def key_text(value: object) -> str:
-    """A key value as text: NaN is '', an integral float is written without '.0' (pandas may have guessed a
-    float column for what the other table holds as text)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     """``frame`` with typed keys, or one PrivbenchError line for the first defect found."""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
@@ -118,27 +109,20 @@ def validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     out = out[~out["metric"].isin(TIMING_METRICS)]
     if out.empty:
         raise PrivbenchError(f"{label} has only timing rows: nothing to compare")
-    duplicated = out.duplicated(KEY_COLUMNS, keep=False)
-    if duplicated.any():
-        example = _describe(out[duplicated].iloc[0])
-        raise PrivbenchError(f"{label} has {int(duplicated.sum())} rows sharing a key, e.g. {example}")
+    check_unique(out, label, KEY_COLUMNS)  # one value per point to compare: a table of several seeds is refused too
     checked = ["strength", "value"] + (["spread"] if "spread" in out.columns else [])
     for column in checked:
         bad = out[column].isna()
         if bad.any():
-            raise PrivbenchError(f"{label}: {int(bad.sum())} rows have no {column}, e.g. {_describe(out[bad].iloc[0])}")
+            example = describe_point(out[bad].iloc[0])
+            raise PrivbenchError(f"{label}: {int(bad.sum())} rows have no {column}, e.g. {example}")
     with_ci = ~out["kind"].isin(NO_CI_KINDS)
     for column in ("ci_low", "ci_high"):
         bad = with_ci & out[column].isna()
         if bad.any():
-            raise PrivbenchError(f"{label}: {int(bad.sum())} rows have no {column}, e.g. {_describe(out[bad].iloc[0])}")
+            example = describe_point(out[bad].iloc[0])
+            raise PrivbenchError(f"{label}: {int(bad.sum())} rows have no {column}, e.g. {example}")
     return out
-
-
-def _describe(row: pd.Series) -> str:
-    point = f"{row['dataset']} {row['defense']}={row['strength']:g} {row['attack']} {row['metric']}"
-    extra = [f"{k}={row[k]}" for k in ("codec", "quality") if row[k] not in ("", "none")]
-    return point + (f" ({', '.join(extra)})" if extra else "")
 
 
 def worse_direction(metric: str, kind: str) -> int:
@@ -177,10 +161,13 @@ def compare(current: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
     merged = base[base_cols].merge(now[now_cols], on=KEY_COLUMNS, how="left", suffixes=("_base", "_now"),
                                    indicator=True, validate="one_to_one")
     missing = merged[merged["_merge"] == "left_only"][KEY_COLUMNS].reset_index(drop=True)
+    known = now[KEY_COLUMNS].merge(base[KEY_COLUMNS], on=KEY_COLUMNS, how="left", indicator=True)
+    unbaselined = known[known["_merge"] == "left_only"][KEY_COLUMNS].reset_index(drop=True)
     both = merged[merged["_merge"] == "both"].drop(columns=["_merge"]).reset_index(drop=True)
     kind_changed = both["kind_base"] != both["kind_now"]
     if kind_changed.any():
-        raise PrivbenchError(f"metric kind differs between the tables for {_describe(both[kind_changed].iloc[0])}")
+        example = describe_point(both[kind_changed].iloc[0])
+        raise PrivbenchError(f"metric kind differs between the tables for {example}")
     both = both.rename(columns={"kind_base": "kind"}).drop(columns=["kind_now"])
     both["direction"] = [worse_direction(m, k) for m, k in zip(both["metric"], both["kind"], strict=True)]
     both["floor"] = [floors.get(m, default_tolerance) for m in both["metric"]]
@@ -188,14 +175,25 @@ def compare(current: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict[str,
     both["allowance"] = allowance.clip(lower=both["floor"])
     both["worse_by"] = (both["value_now"] - both["value_base"]) * both["direction"]
     both["regressed"] = both["worse_by"] > both["allowance"] + 1e-12
-    return Verdict(both, both[both["regressed"]], missing, legacy)
+    return Verdict(both, both[both["regressed"]], missing, legacy, unbaselined)
+
+
+#: how many keys of current values without a baseline row :func:`format_verdict` names
+UNBASELINED_SHOWN = 3
 
 
 def format_verdict(verdict: Verdict, limit: int = 40) -> str:
-    """A summary line, then one line per regressed point: the value, the baseline mean ± spread, both CIs, the
+    """A summary line; a note naming the current values the baseline has no row for (not gated, so the exit status
+    does not change); then one line per regressed point: the value, the baseline mean ± spread, both CIs, the
     allowance and by how much the point passed it."""
     lines = [f"compared {len(verdict.table)} values: {len(verdict.regressions)} regressed, "
              f"{len(verdict.missing)} missing from the current results"]
+    extra = verdict.unbaselined
+    if not extra.empty:
+        shown = "; ".join(describe_point(r) for _, r in extra.head(UNBASELINED_SHOWN).iterrows())
+        more = f"; ... and {len(extra) - UNBASELINED_SHOWN} more" if len(extra) > UNBASELINED_SHOWN else ""
+        plural = "s" if len(extra) != 1 else ""
+        lines.append(f"note: not compared, no baseline row for {len(extra)} current value{plural}: {shown}{more}")
     if verdict.legacy_baseline:
         lines.append("note: the baseline is a single run (no spread/seeds columns): allowances are the CIs and "
                      "floors only; write one with `privbench baseline CONFIG --seeds 0,1,2`")
@@ -206,7 +204,7 @@ def format_verdict(verdict: Verdict, limit: int = 40) -> str:
         for _, r in ordered.sort_values("past", ascending=False).head(limit).iterrows():
             way = "higher" if r["direction"] > 0 else "lower"
             lines.append(
-                f"  {_describe(r)}: {r['value_now']:.4g} vs baseline {r['value_base']:.4g} ± spread "
+                f"  {describe_point(r)}: {r['value_now']:.4g} vs baseline {r['value_base']:.4g} ± spread "
                 f"{r['spread']:.3g} ({int(r['seeds'])} seeds); CI ±{r['half_width_base']:.3g} base, "
                 f"±{r['half_width_now']:.3g} now; {way} by {r['worse_by']:.4g} > allowance {r['allowance']:.4g} "
                 f"(floor {r['floor']:g}): past it by {r['past']:.4g}")
@@ -215,7 +213,7 @@ def format_verdict(verdict: Verdict, limit: int = 40) -> str:
     if not verdict.missing.empty:
         lines.append("missing:")
         for _, r in verdict.missing.head(limit).iterrows():
-            lines.append(f"  {_describe(r)}")
+            lines.append(f"  {describe_point(r)}")
         if len(verdict.missing) > limit:
             lines.append(f"  ... and {len(verdict.missing) - limit} more")
     return "\n".join(lines)

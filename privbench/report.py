@@ -481,14 +481,18 @@ def load_manifest(run_dir: Path) -> dict | None:
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """``results.csv`` for the report, refused with one line when it cannot be what privbench wrote.
+    """``results.csv`` for the report, refused with one line when it cannot be what privbench wrote: the journal of
+    an unfinished run (:func:`refuse_journal`), a file cut short, a file :func:`~privbench.results.read_csv` cannot
+    read, a basic column missing, no rows, a row without metric, kind, defense or attack, a row key held twice
+    (:func:`~privbench.results.check_unique`: a report would draw one of the rows and drop the other).
 
     privbench writes the table in one atomic step, ending in a newline; a file without it was cut short (a
     copy or a transfer interrupted), and its last row would be drawn with missing values.
     """
-    from privbench.results import read_csv
+    from privbench.results import check_unique, read_csv
 
     path = Path(path)
+    refuse_journal(path.parent)
     try:
         with path.open("rb") as fh:
             fh.seek(0, 2)
@@ -499,18 +503,9 @@ def load_results(path: Path) -> pd.DataFrame:
         raise PrivbenchError(f"results file not found: {path}") from None
     except OSError as exc:
         raise PrivbenchError(f"cannot read {path} ({exc.strerror or exc})") from None
-    if size == 0:
-        raise PrivbenchError(f"{path} is empty: not a privbench results table")
-    if last != b"\n":
+    if size and last != b"\n":
         raise PrivbenchError(f"{path} is truncated (its last row is cut short): run the benchmark again")
-    try:
-        frame = read_csv(path)
-    except PrivbenchError:
-        raise
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
-        first = str(exc).strip().splitlines()
-        raise PrivbenchError(f"{path} is not a privbench results table ({first[0] if first else type(exc).__name__})"
-                             ) from None
+    frame = read_csv(path)
     missing = [c for c in BASIC_COLUMNS if c not in frame.columns]
     if missing:
         raise PrivbenchError(f"{path} is not a privbench results table (missing column '{missing[0]}')")
@@ -520,4 +515,20 @@ def load_results(path: Path) -> pd.DataFrame:
     if blank.any():
         raise PrivbenchError(f"{path}: row {int(blank.to_numpy().argmax()) + 2} has no metric, kind, defense or "
                              "attack: not a complete privbench results table")
+    check_unique(frame, str(path))
     return frame
+
+
+def refuse_journal(folder: Path) -> None:
+    """Refuse a running or interrupted sweep's journal, ``OUT/NAME.partial/`` (:mod:`privbench.journal`: a folder
+    of that name, or one holding ``points.jsonl`` but no ``manifest.json``): its ``results.csv`` holds only the
+    points finished so far, and a report of it would pass for the run's."""
+    from privbench.journal import POINTS
+
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        return
+    if folder.name.endswith(".partial") or (folder / POINTS).is_file():
+        raise PrivbenchError(f"{folder} is the journal of an unfinished run, not a run folder: rerun the same "
+                             "`privbench run` command to resume it; it publishes the run folder when the grid is "
+                             "complete")

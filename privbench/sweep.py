@@ -120,9 +120,10 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
                 if not keep_going:
                     cause = outcome.exception or (RemoteTraceback(outcome.remote_traceback)
                                                   if outcome.remote_traceback else None)
-                    raise PointFailed(f"grid point {label} failed: {outcome.why} (finished points are kept: fix it "
-                                      f"and run again to resume, or --keep-going to record it and go on; --debug "
-                                      f"shows the traceback)") from cause
+                    kept = ("finished points are kept: fix it and run again to resume" if entries else
+                            "no point had finished: fix it and run again")
+                    raise PointFailed(f"grid point {label} failed: {outcome.why} ({kept}, or --keep-going to record it "
+                                      f"and go on; --debug shows the traceback)") from cause
                 failures.append((label, outcome.why))
                 status[point.id] = "failed"
             else:

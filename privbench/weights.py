@@ -14,11 +14,19 @@ import torch
 from privbench.errors import PrivbenchError, first_line
 
 
-def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
-    """The state dict stored in ``path``; ``what`` names the weights in error messages."""
+def check_weights_path(path: str | Path, what: str = "weights") -> Path:
+    """``path`` (user-expanded) when it is a file; a missing file or a folder is one :class:`PrivbenchError`."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise PrivbenchError(f"{what} {path} is a folder, not a weights file")
     if not path.is_file():
         raise PrivbenchError(f"{what} file not found: {path}")
+    return path
+
+
+def load_state_dict_file(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
+    """The state dict stored in ``path``; ``what`` names the weights in error messages."""
+    path = check_weights_path(path, what)
     if path.stat().st_size == 0:
         raise PrivbenchError(f"{what} file {path} is empty (0 bytes)")
     try:

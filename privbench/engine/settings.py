@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
+
 from privbench.cache import canonical_json
 from privbench.config import NO_CODEC, DefenseSweep
 from privbench.defenses.base import Defense
@@ -94,6 +96,17 @@ def build_setting(inputs: RunInputs, choice: SettingChoice) -> Setting:
     return built
 
 
+def check_network(inputs: RunInputs) -> None:
+    """Build the task network once, on the CPU, when it comes from the user — given weights (that must load into
+    it) or a model factory (that must run and output K logits) — so that such a problem stops the run before any
+    compute rather than when the first grid point starts. Built-in networks privbench trains are not built here."""
+    from privbench.task_model import build_task_model
+
+    cfg = inputs.config.model
+    if inputs.model_spec.given_weights or cfg.name == "custom":
+        build_task_model(cfg, inputs.graph.get(inputs.train_node), torch.device("cpu"), None)
+
+
 def check_inputs(inputs: RunInputs) -> tuple[list[tuple[Setting, str | None]], list[str]]:
     """Refuse, before any training, a grid that could only crash or mislead: image sizes and recognizers (from the
     config alone, :mod:`privbench.preflight`), every dataset's files (their specs: a missing file stops here),
@@ -104,6 +117,7 @@ def check_inputs(inputs: RunInputs) -> tuple[list[tuple[Setting, str | None]], l
     from privbench.preflight import check_grid
 
     check_grid(inputs.config, inputs.metrics)
+    check_network(inputs)
     task = inputs.model_spec.task
     for metric in inputs.metrics:
         if task not in metric.tasks:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from privbench.errors import PrivbenchError
 from privbench.fingerprint import file_digest
 from privbench.registry import Component
 from privbench.split import SplitModel, cut_sequential
@@ -52,8 +53,18 @@ class ModelSpec(Component):
         return str(self.params.get("weights") or "")
 
     def content(self) -> dict[str, Any]:
-        """Digests of the files the network depends on (its weights file), so an overwritten file recomputes."""
-        return {"weights": file_digest(self.given_weights)} if self.given_weights else {}
+        """Digests of the files the network depends on (its weights file), so an overwritten file recomputes; a
+        weights file that is missing or a folder is one :class:`PrivbenchError` line (read when the grid is built,
+        before any compute)."""
+        if not self.given_weights:
+            return {}
+        from privbench.weights import check_weights_path
+
+        path = check_weights_path(self.given_weights)
+        try:
+            return {"weights": file_digest(path)}
+        except OSError as exc:
+            raise PrivbenchError(f"cannot read weights {path} ({exc.strerror or exc})") from None
 
     def spec(self) -> dict:
         return {"model": self.name, "params": self.params, **self.content()}

@@ -62,7 +62,7 @@ def test_full_disk_while_writing_keeps_the_previous_run(tmp_path, cache_dir, cap
     result = _run(capsys, tmp_path, cache_dir)
     lines = result.err.splitlines()
     assert result.code == 2 and len(lines) == 1 and "Traceback" not in result.err
-    assert lines[0].startswith("privbench: error: cannot write the run's outputs") and "No space left" in lines[0]
+    assert lines[0].startswith("privbench: error: cannot write the run's outputs") and "the disk is full" in lines[0]
     assert _contents(run) == before
     assert _debris(tmp_path / "out") == []
 
