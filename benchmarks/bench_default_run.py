@@ -84,7 +84,8 @@ def main() -> None:
     write_rows(out / f"{name}_points.csv", points)
     if manifest.get("nodes"):  # the expensive nodes, each a task of its own (privbench.schedule)
         write_rows(out / f"{name}_nodes.csv", manifest["nodes"])
-    summary = {"config": args.config or "default", "wall_s": round(wall, 1),
+    summary = {"config": args.config or "default", "config_hash": manifest.get("config_hash", ""),
+               "git_sha": manifest.get("git_sha", ""), "wall_s": round(wall, 1),
                "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
                "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "jobs": args.jobs,
                "precision_env": env.get("PRIVBENCH_PRECISION", "auto"), "points": len(points),

@@ -183,7 +183,8 @@ def default_page() -> tuple[list[Path], str] | None:
         "# The default benchmark over seeds",
         "",
         f"`privbench run` (the embedded default) replicated over seeds {', '.join(seeds)}: each value is its mean "
-        "over the seeds ± the half-width of the two-level bootstrap interval (seeds, then probes within a seed). "
+        "over the seeds ± the half-width of its seed interval (where a run at another seed lands: a two-level "
+        "bootstrap of seeds, then probes within a seed). "
         "↓/↑: significantly less/more leakage than the undefended setting; best / ≈best: the least leakage of the "
         "column / not significantly different from it (paired on the same seeds and probes).",
         "",
@@ -220,7 +221,7 @@ def default_page() -> tuple[list[Path], str] | None:
         "",
         "For each setting and headline column: the seeds' values, how many of them the interval printed by a "
         "one-seed run covers (the fewest over the seeds that run could have used, and seed 0's, the default), and "
-        f"how many the replicated interval covers. Seed 0's interval covers ≥ 4 of {len(seeds)} in {one_seed_ok} "
+        f"how many the replicated seed interval covers. Seed 0's interval covers ≥ 4 of {len(seeds)} in {one_seed_ok} "
         f"of {len(coverage)} rows; the replicated interval in {replicated_ok} of {len(coverage)}.",
         "",
         table(coverage),
@@ -233,7 +234,12 @@ def performance_page() -> tuple[list[Path], str]:
     sources = [ROOT / "results" / "perf" / f"default_run{jobs}_summary.csv" for jobs in ("", "_jobs2")]
     frames = [pd.read_csv(p) for p in sources if p.is_file()]
     summary = pd.concat(frames, ignore_index=True)
-    shown = summary[["jobs", "wall_s", "cpu_s", "peak_rss_mb", "points", "cpu", "cores", "precision_env"]]
+    if "git_sha" not in summary.columns:
+        summary["git_sha"] = ""
+    summary["measured at"] = [sha if isinstance(sha, str) and sha else "before issue 29 (its earlier default)"
+                              for sha in summary["git_sha"]]
+    shown = summary[["jobs", "wall_s", "cpu_s", "peak_rss_mb", "points", "cpu", "cores", "precision_env",
+                     "measured at"]]
     nodes = [ROOT / "results" / "perf" / f"default_run{jobs}_nodes.csv" for jobs in ("", "_jobs2")]
     node_rows = []
     for jobs, path in zip((1, 2), nodes, strict=True):

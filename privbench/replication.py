@@ -9,8 +9,10 @@ proportion (``wilson`` rows: identification, plate and task accuracy) the binomi
 replacement, ``Binomial(n, p̂)/n``, which is exactly what resampling the seed's 0/1 probe outcomes gives; for a mean
 of per-image values (``normal`` rows: PSNR, SSIM, ...) the normal law of the resampled mean, with the standard error
 the row's own interval implies (the bootstrap mean's distribution for n ≥ 30 probes, by the central limit theorem).
-Rows with no within-seed interval (costs, rates) vary between seeds only. The interval is the percentile interval of
-the replicates' means.
+Rows with no within-seed interval (costs, rates) vary between seeds only. Two intervals come out of the same
+replicates (:func:`two_level_intervals`): the **seed interval**, of one drawn seed's value — where a run at another
+seed lands, the interval a report prints beside a value — and the **interval of the mean**, of the mean of as many
+drawn seeds as the run has — what a difference between means is judged by.
 
 At one seed there is nothing to resample between seeds: the interval is the row's own (probes only), and
 :func:`summarize` says so with ``n_seeds = 1``.
@@ -71,17 +73,33 @@ def _seed_sample(seeds: int, rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.integers(0, seeds, (size, seeds))
 
 
-def two_level_interval(rows: pd.DataFrame, level: float = 0.95, seed: int = 0,
-                       replicates: int = REPLICATES) -> tuple[float, float, float]:
-    """(mean over seeds, low, high) of one setting's rows (one per seed) by the two-level bootstrap."""
+def two_level_intervals(rows: pd.DataFrame, level: float = 0.95, seed: int = 0, replicates: int = REPLICATES
+                        ) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """(mean over seeds, the seed interval, the interval of the mean) of one setting's rows (one per seed), by the
+    two-level bootstrap: a replicate draws a seed, then that seed's probe-set value (:func:`probe_draws`).
+
+    - **seed interval**: the percentile interval of one drawn seed's value — where a run at another seed lands, with
+      its seed-to-seed and its probe variation (what a reader of one run's number should allow for);
+    - **interval of the mean**: the percentile interval of the mean of as many drawn seeds as there are — how
+      precisely the mean over this run's seeds is known (what a difference between means is tested against,
+      :func:`paired_difference`)."""
     rng = np.random.default_rng(seed)
     values = rows["value"].to_numpy(float)
     draws = probe_draws(values, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
                         rows["n"].to_numpy(float), list(rows["ci_method"]), level, rng, replicates)
     picked = _seed_sample(len(values), rng, replicates)
-    means = np.take_along_axis(draws, picked, axis=1).mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(values.mean()), float(low), float(high)
+    resampled = np.take_along_axis(draws, picked, axis=1)
+    ends = [(1 - level) / 2, (1 + level) / 2]
+    one_seed = np.quantile(resampled[:, 0], ends)
+    mean = np.quantile(resampled.mean(axis=1), ends)
+    return float(values.mean()), (float(one_seed[0]), float(one_seed[1])), (float(mean[0]), float(mean[1]))
+
+
+def two_level_interval(rows: pd.DataFrame, level: float = 0.95, seed: int = 0,
+                       replicates: int = REPLICATES) -> tuple[float, float, float]:
+    """(mean over seeds, low, high) of the interval of the mean (:func:`two_level_intervals`)."""
+    value, _, (low, high) = two_level_intervals(rows, level, seed, replicates)
+    return value, low, high
 
 
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, seed: int = 0,
@@ -115,11 +133,14 @@ def replicated_method(level: float) -> str:
 
 def summarize(frame: pd.DataFrame, level: float = 0.95, replicates: int = REPLICATES) -> pd.DataFrame:
     """One row per (grid point, attack, dataset, metric) of a results table holding one row per seed: the mean over
-    seeds (``value``), the two-level bootstrap interval (``ci_low``/``ci_high``; ``ci_method`` ``bootstrap2-95``),
-    ``n_seeds``, the ``seeds`` and their ``spread`` (max − min). At one seed a row keeps its own (probe) interval and
-    method. A key seen twice at one seed is refused (the table mixes runs)."""
+    seeds (``value``); ``ci_low``/``ci_high`` the **seed interval** of :func:`two_level_intervals` (where a run at
+    another seed lands: seed and probe variation; ``ci_method`` ``bootstrap2-95``); ``mean_low``/``mean_high`` the
+    interval of the mean; ``n_seeds``, the ``seeds`` and their ``spread`` (max − min). At one seed a row keeps its own
+    (probe) interval and method, the interval of the mean being the same. A key seen twice at one seed is refused (the
+    table mixes runs)."""
+    extra = ("n_seeds", "spread", "mean_low", "mean_high")
     if frame.empty:
-        return frame.assign(n_seeds=pd.Series(dtype=int), spread=pd.Series(dtype=float))
+        return frame.assign(**{c: pd.Series(dtype=float) for c in extra})
     table = frame.copy()
     keys = [k for k in SUMMARY_KEYS if k in table.columns]
     text_keys = [k for k in keys if k != "strength"]
@@ -135,12 +156,13 @@ def summarize(frame: pd.DataFrame, level: float = 0.95, replicates: int = REPLIC
         first = rows.iloc[0].to_dict()
         seeds = list(rows["seed"])
         if len(rows) == 1:
-            first.update(n_seeds=1, spread=0.0, seed=seeds[0])
+            first.update(n_seeds=1, spread=0.0, seed=seeds[0], mean_low=first["ci_low"], mean_high=first["ci_high"])
             out.append(first)
             continue
-        value, low, high = two_level_interval(rows, level, replicates=replicates)
+        value, (low, high), (mean_low, mean_high) = two_level_intervals(rows, level, replicates=replicates)
         values = rows["value"].to_numpy(float)
-        first.update(value=value, ci_low=low, ci_high=high, ci_method=replicated_method(level),
-                     n_seeds=len(rows), spread=float(np.nanmax(values) - np.nanmin(values)), seed=" ".join(seeds))
+        first.update(value=value, ci_low=low, ci_high=high, ci_method=replicated_method(level), mean_low=mean_low,
+                     mean_high=mean_high, n_seeds=len(rows), spread=float(np.nanmax(values) - np.nanmin(values)),
+                     seed=" ".join(seeds))
         out.append(first)
-    return pd.DataFrame(out, columns=[*table.columns, *(c for c in ("n_seeds", "spread") if c not in table.columns)])
+    return pd.DataFrame(out, columns=[*table.columns, *(c for c in extra if c not in table.columns)])

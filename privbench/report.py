@@ -247,7 +247,8 @@ def report_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 
     view = report_view(frame)
     seeds = int(view["n_seeds"].max()) if "n_seeds" in view.columns and len(view) else 1
-    over = (f"mean over {seeds} seeds ±half-width of the two-level bootstrap interval (seeds, then probes)"
+    over = (f"mean over {seeds} seeds ±half-width of its seed interval: where a run at another seed lands, by a "
+            "two-level bootstrap of seeds, then probes within a seed"
             if seeds > 1 else "one seed: ±half-width of the interval over probes only, which says nothing of "
             "seed-to-seed variation (list several seeds to replicate)")
     tables = []

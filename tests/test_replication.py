@@ -205,3 +205,31 @@ def test_a_task_model_near_chance_is_warned_about():
     assert "at chance" in model_warning(Sanity("accuracy", 0.12, 0.09, 0.1, 400))
     assert "near chance" in model_warning(Sanity("accuracy", 0.28, 0.24, 0.1, 400))
     assert model_warning(Sanity("accuracy", 0.92, 0.90, 0.1, 400)) is None
+
+
+def test_on_a_small_grid_the_seed_interval_covers_the_seeds_values(tmp_path):
+    """The property of issue 29: a replicated run prints beside each value an interval that covers (at least 4 of 5
+    of) its seeds' own values; the interval of the mean, which only says how well the mean is known, need not."""
+    from conftest import reduced
+
+    from privbench.cache import Cache
+    from privbench.config import load_grid
+    from privbench.sweep import run_benchmark
+
+    data = reduced(defenses=[{"name": "noise", "params": {"placement": "features"}, "strengths": [0.0, 1.0]}],
+                   attacks=[{"name": "inverse-net", "params": {"epochs": 1}}], metrics=["psnr", "accuracy"],
+                   name="seeds", seed=[0, 1, 2, 3, 4])
+    frame = run_benchmark(load_grid(None, data), Cache(tmp_path), progress=False).frame
+    summary = summarize(frame)
+    checked = 0
+    for _, row in summary[summary["kind"].isin(["privacy", "utility"])].iterrows():
+        same = frame[(frame["defense"] == row["defense"]) & (frame["strength"] == row["strength"]) &
+                     (frame["attack"] == row["attack"]) & (frame["dataset"] == row["dataset"]) &
+                     (frame["metric"] == row["metric"])]
+        values = same["value"].to_numpy(float)
+        assert row["n_seeds"] == 5 and len(values) == 5
+        covered = int(((values >= row["ci_low"]) & (values <= row["ci_high"])).sum())
+        assert covered >= 4, (row["defense"], row["strength"], row["metric"], values, row["ci_low"], row["ci_high"])
+        assert row["mean_low"] >= row["ci_low"] - 1e-9 and row["mean_high"] <= row["ci_high"] + 1e-9
+        checked += 1
+    assert checked >= 4  # accuracy and psnr of both settings
