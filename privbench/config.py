@@ -20,6 +20,7 @@ from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
 from privbench.worst_case import WORST
+from privbench.yaml_unique import DuplicateKey, safe_load_unique
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
             "codecs", "attacks", "metrics"}
@@ -123,34 +124,6 @@ def default_config_text() -> str:
     from privbench import presets
 
     return presets.text(presets.DEFAULT)
-
-
-class DuplicateKey(yaml.YAMLError):
-    """A mapping of a YAML document names one key twice."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (plain ``safe_load`` keeps the last one,
-    so ``seed: 0`` … ``seed: 3`` would run seed 3 without a word)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hash(key)
-            except TypeError:
-                continue  # the base class reports unhashable keys in its own words
-            if key in seen:
-                raise DuplicateKey(f"the key '{key}' is written twice (line {seen[key] + 1} and line "
-                                   f"{key_node.start_mark.line + 1})")
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def safe_load_unique(text: str) -> Any:
-    """``yaml.safe_load`` that raises :class:`DuplicateKey` for a key written twice in a mapping."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

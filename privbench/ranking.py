@@ -4,8 +4,8 @@ are significant.
 One row per setting (defense and strength; with codecs the pipeline and quality): the task utility, then for each
 headline privacy column — the identity metrics (face-id, plate, par-ma: what an attacker learns about a person) and
 the PSNR of each probe set — the worst case over attacks as ``mean ±half-width`` over the run's seeds (the seed
-interval of :mod:`privbench.replication`: where a run at another seed lands; at one seed the probe interval). Marks, from paired differences on the
-same seeds (:func:`privbench.replication.paired_difference`):
+interval of :mod:`privbench.replication`: where a run at another seed lands; at one seed the probe interval).
+Marks, from paired differences of the means on the same seeds (:func:`privbench.replication.paired_difference`):
 
 - ``↓`` leaks significantly less than the undefended setting (the identity setting: a defense at a strength that
   changes nothing, e.g. noise σ 0), ``↑`` significantly more;

@@ -181,7 +181,7 @@ def config_mapping(request: Request) -> dict[str, Any]:
 
     data = yaml.safe_load(presets.text(presets.DEFAULT))
     if request.config_file is not None:
-        from privbench.config import safe_load_unique
+        from privbench.yaml_unique import safe_load_unique
 
         own = safe_load_unique(Path(request.config_file).read_text(encoding="utf-8"))
         if not isinstance(own, dict):
