@@ -31,7 +31,8 @@ from privbench.worst_case import WORST, add_worst_case, higher_is_leakier
 
 #: privacy metrics that read who or what is in the image (the headline families beside PSNR)
 IDENTITY_METRICS = ("face-id", "plate", "par-ma")
-SETTING = ["pipeline", "strength", "quality"]
+#: what tells two settings of a table apart: the model and the split the defended front ends at, and the setting
+SETTING_KEYS = ["model", "split", *SETTING_COLUMNS]
 
 
 def is_undefended(defense: str, params: str, codec: str) -> bool:
@@ -78,19 +79,17 @@ def ranked_summary(frame: pd.DataFrame, utility: str = "accuracy", level: float 
     settings = summary[(summary["kind"] == "utility")].copy()
     settings["undefended"] = [is_undefended(d, p, c) for d, p, c in
                               zip(settings["defense"], settings["defense_params"], settings["codec"], strict=True)]
-    table = pd.DataFrame({"setting": [_label(r) for _, r in settings.iterrows()],
+    table = pd.DataFrame({"setting": _labels(settings),
                           utility: [_cell(r.value, r.ci_low, r.ci_high) for r in settings.itertuples()],
                           "n_seeds": settings["n_seeds"].to_numpy()})
     ranks = []
-    keys = list(SETTING_COLUMNS)
-    per_seed = privacy.set_index([*keys, "dataset", "metric"]).sort_index()
+    per_seed = privacy.set_index([*SETTING_KEYS, "dataset", "metric"]).sort_index()
     for dataset, metric in columns:
         part = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
-        merged = settings[keys].merge(part, on=keys, how="left")
+        merged = settings[SETTING_KEYS].merge(part, on=SETTING_KEYS, how="left")
         leakier = higher_is_leakier(METRICS, metric)
         values = merged["value"].to_numpy(float)
         ranks.append(pd.Series(values if leakier else -values).rank().to_numpy())
-        base = _rows(per_seed, settings[settings["undefended"]], dataset, metric)
         order = np.where(np.isfinite(values), values if leakier else -values, np.inf)
         best_index = int(np.argmin(order)) if np.isfinite(order).any() else None
         best = _rows(per_seed, settings.iloc[[best_index]], dataset, metric) if best_index is not None else None
@@ -98,16 +97,42 @@ def ranked_summary(frame: pd.DataFrame, utility: str = "accuracy", level: float 
         for i, (_, setting) in enumerate(settings.iterrows()):
             r = merged.iloc[i]
             own = _rows(per_seed, settings.iloc[[i]], dataset, metric)
-            marks = [_mark_against(own, base, leakier, level, ("↓", "↑"))] if not setting["undefended"] else []
+            marks = []
+            if not setting["undefended"]:
+                base = _rows(per_seed, _undefended_for(settings, setting), dataset, metric)
+                marks.append(_mark_against(own, base, leakier, level, ("↓", "↑")))
             if best_index == i:
                 marks.append("best")
             elif best is not None and own is not None and _mark_against(own, best, leakier, level, ("", "")) is None:
                 marks.append("≈best")
             cells.append(" ".join([_cell(r["value"], r["ci_low"], r["ci_high"]), *(m for m in marks if m)]))
         table[f"{metric} ({dataset})"] = cells
-    table.insert(0, "rank", pd.Series(np.nanmean(np.vstack(ranks), axis=0)).rank(method="min").astype(int).to_numpy()
-                 if ranks else 0)
+    # a setting with no value in any column (a failed grid point) ranks last
+    mean_rank = pd.DataFrame(np.vstack(ranks)).mean(axis=0) if ranks else pd.Series(np.zeros(len(table)))
+    table.insert(0, "rank", mean_rank.rank(method="min", na_option="bottom").astype(int).to_numpy())
     return table.sort_values(["rank", "setting"]).reset_index(drop=True)
+
+
+def _undefended_for(settings: pd.DataFrame, setting: pd.Series) -> pd.DataFrame:
+    """The undefended setting a setting is compared with: of the same model and split, else of the same model (a
+    defense that deploys a deeper split, as PATROL does, against its model's undefended cut)."""
+    same_model = settings[settings["undefended"] & (settings["model"] == setting["model"])]
+    same_split = same_model[same_model["split"] == setting["split"]]
+    return same_split if not same_split.empty else same_model
+
+
+def _labels(settings: pd.DataFrame) -> list[str]:
+    """Each setting's name: the pipeline and strength (codec quality), with the model when the table has several
+    and the split where it is not the table's usual one (several splits, or a defense that deploys its own)."""
+    usual = settings["split"].mode().iloc[0] if len(settings) else ""
+    several_models = settings["model"].nunique() > 1
+    labels = []
+    for _, row in settings.iterrows():
+        text = _label(row)
+        if row["split"] != usual:
+            text += f" @{row['split']}"
+        labels.append(f"{row['model']}: {text}" if several_models else text)
+    return labels
 
 
 def _label(row: pd.Series) -> str:
@@ -120,7 +145,7 @@ def _rows(per_seed: pd.DataFrame, setting: pd.DataFrame, dataset: str, metric: s
     """The per-seed worst-case rows of one setting (the first of ``setting``'s rows) for (dataset, metric)."""
     if setting.empty:
         return None
-    key = (*(setting.iloc[0][c] for c in SETTING_COLUMNS), dataset, metric)
+    key = (*(setting.iloc[0][c] for c in SETTING_KEYS), dataset, metric)
     try:
         rows = per_seed.loc[[key]]
     except KeyError:
