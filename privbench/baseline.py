@@ -17,8 +17,7 @@ import pandas as pd
 from privbench.cache import Cache
 from privbench.config import load_config
 from privbench.errors import PrivbenchError
-from privbench.regress import key_text
-from privbench.results import COLUMNS, KEY_COLUMNS, write_csv
+from privbench.results import COLUMNS, KEY_COLUMNS, key_text, write_csv
 from privbench.sweep import run_benchmark
 
 #: The columns a baseline adds to the results schema.

@@ -31,7 +31,7 @@ from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.metrics.bd import interpolation_weights, mean_gap_weights
 from privbench.registry import METRICS
-from privbench.replication import REPLICATES, probe_draws
+from privbench.replication import REPLICATES, interval_of_resampled_means, row_draws
 from privbench.results import SETTING_COLUMNS, with_setting_keys
 from privbench.worst_case import WORST, add_worst_case, higher_is_leakier
 
@@ -48,9 +48,7 @@ class Points:
     rows: pd.DataFrame
 
     def draws(self, level: float, rng: np.random.Generator, size: int) -> np.ndarray:
-        r = self.rows
-        return probe_draws(r["value"].to_numpy(float), r["ci_low"].to_numpy(float), r["ci_high"].to_numpy(float),
-                           r["n"].to_numpy(float), list(r["ci_method"]), level, rng, size)
+        return row_draws(self.rows, level, rng, size)
 
 
 def pipelines(frame: pd.DataFrame, metric: str, utility: str) -> dict[str, dict[str, dict[str, Points]]]:
@@ -123,12 +121,9 @@ def compare_pair(a: dict[str, Points], b: dict[str, Points], at: float | None, l
         modes.add(mode)
         per_seed.append(a[s].draws(level, rng, replicates) @ wa - b[s].draws(level, rng, replicates) @ wb)
         point.append(a[s].rows["value"].to_numpy(float) @ wa - b[s].rows["value"].to_numpy(float) @ wb)
-    draws = np.stack(per_seed, axis=1)
-    picked = rng.integers(0, len(seeds), (replicates, len(seeds)))
-    means = np.take_along_axis(draws, picked, axis=1).mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    low, high = interval_of_resampled_means(np.stack(per_seed, axis=1), rng, level)
     mode = modes.pop() if len(modes) == 1 else "mixed: " + "; ".join(sorted(modes))
-    return {"comparison": mode, "difference": float(np.mean(point)), "ci_low": float(low), "ci_high": float(high),
+    return {"comparison": mode, "difference": float(np.mean(point)), "ci_low": low, "ci_high": high,
             "n_seeds": len(seeds)}
 
 

@@ -32,8 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from privbench.errors import PrivbenchError
-from privbench.regress import key_text
-from privbench.results import KEY_COLUMNS
+from privbench.results import KEY_COLUMNS, key_text
 
 #: bootstrap replicates per interval (percentile ends move by < 0.1 % of the spread between two draws of 4000)
 REPLICATES = 4000
@@ -73,6 +72,21 @@ def _seed_sample(seeds: int, rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.integers(0, seeds, (size, seeds))
 
 
+def row_draws(rows: pd.DataFrame, level: float, rng: np.random.Generator, size: int) -> np.ndarray:
+    """:func:`probe_draws` of the rows of a results table (one per seed), from their own columns."""
+    return probe_draws(rows["value"].to_numpy(float), rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
+                       rows["n"].to_numpy(float), list(rows["ci_method"]), level, rng, size)
+
+
+def interval_of_resampled_means(draws: np.ndarray, rng: np.random.Generator, level: float) -> tuple[float, float]:
+    """The percentile interval of the mean over seeds drawn with replacement: ``draws`` holds one column of
+    probe-level draws per seed (one row per replicate)."""
+    picked = _seed_sample(draws.shape[1], rng, draws.shape[0])
+    means = np.take_along_axis(draws, picked, axis=1).mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def two_level_intervals(rows: pd.DataFrame, level: float = 0.95, seed: int = 0, replicates: int = REPLICATES
                         ) -> tuple[float, tuple[float, float], tuple[float, float]]:
     """(mean over seeds, the seed interval, the interval of the mean) of one setting's rows (one per seed), by the
@@ -85,8 +99,7 @@ def two_level_intervals(rows: pd.DataFrame, level: float = 0.95, seed: int = 0, 
       :func:`paired_difference`)."""
     rng = np.random.default_rng(seed)
     values = rows["value"].to_numpy(float)
-    draws = probe_draws(values, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float),
-                        rows["n"].to_numpy(float), list(rows["ci_method"]), level, rng, replicates)
+    draws = row_draws(rows, level, rng, replicates)
     picked = _seed_sample(len(values), rng, replicates)
     resampled = np.take_along_axis(draws, picked, axis=1)
     ends = [(1 - level) / 2, (1 + level) / 2]
@@ -109,18 +122,10 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, see
     if len(a) != len(b):
         raise ValueError("paired rows must cover the same seeds")
     rng = np.random.default_rng(seed)
-
-    def draws(rows: pd.DataFrame) -> np.ndarray:
-        return probe_draws(rows["value"].to_numpy(float), rows["ci_low"].to_numpy(float),
-                           rows["ci_high"].to_numpy(float), rows["n"].to_numpy(float), list(rows["ci_method"]),
-                           level, rng, replicates)
-
-    diff = draws(a) - draws(b)
-    picked = _seed_sample(len(a), rng, replicates)
-    means = np.take_along_axis(diff, picked, axis=1).mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    diff = row_draws(a, level, rng, replicates) - row_draws(b, level, rng, replicates)
+    low, high = interval_of_resampled_means(diff, rng, level)
     point = float(a["value"].to_numpy(float).mean() - b["value"].to_numpy(float).mean())
-    return point, float(low), float(high)
+    return point, low, high
 
 
 #: what identifies one replicated value: the results' key columns and the row's kind
