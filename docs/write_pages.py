@@ -11,6 +11,7 @@ CSVs (a CSV was regenerated and the page was not, or a page was edited by hand).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -133,12 +134,26 @@ CLAIMS = [
 ]
 
 
-def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each claim of :data:`CLAIMS` with its paired comparison and whether it is reproduced."""
+@functools.cache
+def default_rows() -> pd.DataFrame:
+    """The replicated default run's rows, read once for every page that shows them."""
+    return pd.read_csv(DEFAULT_RUN)
+
+
+@functools.cache
+def compared(metric: str) -> pd.DataFrame:
+    """``privbench compare`` of the default run's rows on ``metric`` at matched accuracy, computed once per metric for
+    the pages, the claims and the README's table."""
     from privbench.compare import compare
 
+    return compare(default_rows(), metric, "accuracy")
+
+
+def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each claim of :data:`CLAIMS` with its paired comparison and whether it is reproduced."""
+
     present = set(frame.loc[frame["kind"] == "privacy", "metric"])
-    tables = {metric: compare(frame, metric, "accuracy") for metric in {c[2] for c in CLAIMS} & present}
+    tables = {metric: compared(metric) for metric in {c[2] for c in CLAIMS} & present}
     rows = []
     for paper, claim, metric, dataset, a, b in CLAIMS:
         if metric not in tables:
@@ -158,11 +173,9 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_block(frame: pd.DataFrame) -> str:
+def compare_block() -> str:
     """The README's compare table: face-id at matched accuracy, every pair."""
-    from privbench.compare import compare
-
-    result = compare(frame, "face-id", "accuracy")
+    result = compared("face-id")
     shown = result.assign(**{"a − b": result["difference"], "interval": [
         f"[{lo:+.3g}, {hi:+.3g}]" for lo, hi in zip(result["ci_low"], result["ci_high"], strict=True)]})
     return table(shown[["a", "b", "utility_a", "utility_b", "comparison", "a − b", "interval", "more_private"]])
@@ -171,10 +184,9 @@ def compare_block(frame: pd.DataFrame) -> str:
 def default_page() -> tuple[list[Path], str] | None:
     if not DEFAULT_RUN.is_file():
         return None
-    from privbench.compare import compare
     from privbench.ranking import ranked_summary
 
-    frame = pd.read_csv(DEFAULT_RUN)
+    frame = default_rows()
     seeds = sorted(frame["seed"].astype(str).unique(), key=int)
     coverage = _coverage(frame)
     one_seed_ok = int((coverage["seed 0's interval covers"] >= 4).sum())
@@ -201,7 +213,7 @@ def default_page() -> tuple[list[Path], str] | None:
         "",
     ]
     for metric in ("face-id", "psnr"):
-        result = compare(frame, metric, "accuracy")
+        result = compared(metric)
         result = result[result["dataset"] == ("synth-faces" if metric == "psnr" else result["dataset"])]
         shown = result.assign(**{"a − b": result["difference"], "interval": [
             f"[{lo:+.3g}, {hi:+.3g}]" for lo, hi in zip(result["ci_low"], result["ci_high"], strict=True)]})
@@ -301,7 +313,7 @@ def readme_text() -> str | None:
         return None
     head, rest = readme.split(begin, 1)
     _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{compare_block(pd.read_csv(DEFAULT_RUN))}\n{end}{tail}"
+    return f"{head}{begin}\n{compare_block()}\n{end}{tail}"
 
 
 def pages() -> dict[Path, str]:
