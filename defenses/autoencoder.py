@@ -43,6 +43,7 @@ from privbench.losses import compressibility_loss, reconstruction_loss
 from privbench.models.decoders import DECODERS, ResidualBlock, build_decoder
 from privbench.registry import DEFENSES, Param
 from privbench.split import SplitModel, Stage
+from privbench.threat import Access
 from privbench.training import Update, train
 
 
@@ -78,6 +79,8 @@ class Autoencoder(TrainedDefense):
     summary = ("adversarially trained bottleneck autoencoder at the split (paper 000); strength = w_rec "
                "(w_rec = w_cmprs = 0: the non-adversarial bottleneck)")
     strength_param = "w_rec"
+    paper_threat = (Access.WHITE_BOX, Access.BLACK_BOX)
+    paper_threat_source = "paper 000 §III-D: the white-box (rMLE) and black-box (inverse network) attacks of He et al."
     params = (
         Param("w_rec", float, 1.0, "weight of −L_rec, the adversarial reconstruction term (paper 000 eq. 14; "
               "0 = no adversary)", low=0.0, high=100.0),

@@ -38,6 +38,7 @@ from privbench.models.base import ModelSpec
 from privbench.progress import note
 from privbench.registry import Component, Param
 from privbench.split import SplitModel, Stage
+from privbench.threat import Access
 
 PLACEMENT_PARAM = Param("placement", str, "features", "where the defense acts: the input image or the "
                         "features at the split", choices=("input", "features"))
@@ -90,6 +91,12 @@ class Defense(Component):
     trained: ClassVar[bool] = False
     #: the tasks (:data:`privbench.tasks.TASKS`) whose models this defense can protect
     tasks: ClassVar[tuple[str, ...]] = ("classification", "detection")
+    #: the observers the defense's paper protects against (its threat model), as attack access levels; empty = no
+    #: paper threat model declared. The report shows the worst case within it beside the worst case over every
+    #: attack (:func:`privbench.worst_case.add_paper_worst_case`).
+    paper_threat: ClassVar[tuple[Access, ...]] = ()
+    #: where the paper states that threat model
+    paper_threat_source: ClassVar[str] = ""
 
     @property
     def strength(self) -> float:

@@ -62,6 +62,7 @@ from privbench.device import derive_seed
 from privbench.errors import PrivbenchError
 from privbench.registry import DEFENSES, Param
 from privbench.split import SplitModel
+from privbench.threat import Access
 from privbench.training import Update, train
 
 #: channel expansion of the inverted-residual blocks (MobileNetV2 uses 6 after its first block; 1 keeps O light
@@ -128,6 +129,10 @@ class Obfuscator(TrainedDefense):
     summary = ("adversarially trained image obfuscator on the edge, no sensitive labels needed (paper 004); "
                "strength = alpha_rec (0: task loss only, no adversary)")
     strength_param = "alpha_rec"
+    paper_threat = (Access.BLACK_BOX, Access.QUERY_FREE)
+    paper_threat_source = ("paper 004 §4: an adversary with access to the obfuscation model, which it runs on its "
+                           "own images to train its attribute model and deobfuscator (no inversion through O's "
+                           "gradients)")
     params = (
         Param("alpha_rec", float, 1.0, "weight of −L_rec, the deobfuscator's reconstruction MSE, in L_O (paper 004 "
               "§3.1: α_rec = 1; 0 = no adversary)", low=0.0, high=100.0),

@@ -47,6 +47,7 @@ from privbench.models.base import reinitialize
 from privbench.models.unet import UNet
 from privbench.registry import DEFENSES, Param
 from privbench.split import SplitModel, batches
+from privbench.threat import Access
 from privbench.training import Update, fit_task, train
 
 SSIM_WINDOW = 11
@@ -102,6 +103,9 @@ class Perturbation(TrainedDefense):
     summary = ("protective perturbation: a U-Net adds a residual to the input image, trained to keep the task "
                "prediction, fool an auxiliary classifier and lower SSIM(x, x′) (paper 003); strength = w_ssim")
     strength_param = "w_ssim"
+    paper_threat = (Access.QUERY_FREE,)
+    paper_threat_source = ("paper 003 §2.3: the user device is trusted (TrustZone/SGX, encrypted links); the "
+                           "provider sees only x′ leaving it, with no access to the generator and no queries")
     params = (
         Param("w_target", float, 1.0, "ω_t: weight of the task model's cross-entropy on x′ (paper 003 eq. 4; "
               "paper: 1)", low=0.0, high=100.0),

@@ -71,6 +71,7 @@ from privbench.models.decoders import DECODERS, build_decoder
 from privbench.proximal import FISTA
 from privbench.registry import DEFENSES, Param
 from privbench.split import SplitModel
+from privbench.threat import Access
 from privbench.training import Update, train
 
 #: paper 002 §IV-A: α_1..α_4 of the block-wise Lipschitz loss (eq. 6)
@@ -120,6 +121,9 @@ class Pruning(TrainedDefense):
     summary = ("PATROL privacy-oriented pruning (paper 002): a deeper split pruned to an edge parameter budget, "
                "with Lipschitz and adversarial reconstruction training; strength = beta")
     strength_param = "beta"
+    paper_threat = (Access.BLACK_BOX, Access.QUERY_FREE)
+    paper_threat_source = ("paper 002 §III-A: the adversary has no access to the edge or cloud model parameters "
+                           "(black-box MIA)")
     params = (
         Param("split", str, "", "layer the pruned front ends at, at or after the model's split ('' = the model's "
               "split); PATROL deploys more layers on the edge"),

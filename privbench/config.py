@@ -19,7 +19,7 @@ from privbench.cache import canonical_json, spec_hash
 from privbench.components import load_components
 from privbench.errors import PrivbenchError
 from privbench.registry import ATTACKS, CODECS, DATASETS, DEFENSES, METRICS, MODELS
-from privbench.worst_case import WORST
+from privbench.worst_case import DERIVED
 from privbench.yaml_unique import DuplicateKey, safe_load_unique
 
 TOP_KEYS = {"name", "seed", "device", "ci_level", "model", "task", "attacker_data", "probes", "defenses",
@@ -166,7 +166,7 @@ def _component(value: Any, where: str, registry, allowed: set[str] = DATASET_KEY
     label = value.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip() or "," in label):
         raise PrivbenchError(f"config: '{where}.label' must be a non-empty string without commas, got {label!r}")
-    if label is not None and label != instance.name and (label in registry or label == WORST):
+    if label is not None and label != instance.name and (label in registry or label in DERIVED):
         raise PrivbenchError(f"config: '{where}.label' {label!r} names another {registry.kind} (or the worst-case "
                              f"rows): its rows would read as that one's; choose another label")
     return ComponentConfig(instance.name, dict(instance.params), label)

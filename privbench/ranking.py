@@ -27,7 +27,7 @@ from privbench.errors import PrivbenchError
 from privbench.registry import DEFENSES, METRICS
 from privbench.replication import paired_difference, summarize
 from privbench.results import SETTING_COLUMNS, with_setting_keys
-from privbench.worst_case import WORST, add_worst_case, higher_is_leakier
+from privbench.worst_case import PAPER_WORST, WORST, add_worst_case, higher_is_leakier
 
 #: privacy metrics that read who or what is in the image (the headline families beside PSNR)
 IDENTITY_METRICS = ("face-id", "plate", "par-ma")
@@ -111,6 +111,35 @@ def ranked_summary(frame: pd.DataFrame, utility: str = "accuracy", level: float 
     mean_rank = pd.DataFrame(np.vstack(ranks)).mean(axis=0) if ranks else pd.Series(np.zeros(len(table)))
     table.insert(0, "rank", mean_rank.rank(method="min", na_option="bottom").astype(int).to_numpy())
     return table.sort_values(["rank", "setting"]).reset_index(drop=True)
+
+
+def paper_threat_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """For each setting whose defense's paper declares a threat model (the ``worst-paper`` rows of
+    :func:`privbench.worst_case.add_paper_worst_case`): the observers that paper considers, and per headline privacy
+    column the worst case within that threat model beside the worst case over every attack of the run (mean
+    ±half-width of the seed interval, as in the ranked summary). Empty when no setting has such rows."""
+    load_components()
+    framed = with_setting_keys(add_worst_case(frame, METRICS))
+    framed["seed"] = framed["seed"].astype(str)
+    within = framed[(framed["kind"] == "privacy") & (framed["attack"] == PAPER_WORST)]
+    if within.empty:
+        return pd.DataFrame()
+    columns = headline_columns(within)
+    shown = framed[(framed["kind"] == "privacy") & framed["attack"].isin([WORST, PAPER_WORST])
+                   & framed[["dataset", "metric"]].apply(tuple, axis=1).isin(columns)]
+    shown = shown.merge(within[SETTING_KEYS].drop_duplicates(), on=SETTING_KEYS)
+    summary = with_setting_keys(summarize(shown))
+    settings = summary[summary["attack"] == PAPER_WORST].drop_duplicates(SETTING_KEYS).reset_index(drop=True)
+    table = pd.DataFrame({"setting": _labels(settings), "the paper's observers": [
+        ", ".join(level.value for level in DEFENSES.get(d).paper_threat) if d in DEFENSES else ""
+        for d in settings["defense"]]})
+    for dataset, metric in columns:
+        part = summary[(summary["dataset"] == dataset) & (summary["metric"] == metric)]
+        for attack, heading in ((PAPER_WORST, "within"), (WORST, "all attacks")):
+            merged = settings[SETTING_KEYS].merge(part[part["attack"] == attack], on=SETTING_KEYS, how="left")
+            table[f"{metric} ({dataset}) {heading}"] = [_cell(r.value, r.ci_low, r.ci_high)
+                                                          for r in merged.itertuples()]
+    return table
 
 
 def _undefended_for(settings: pd.DataFrame, setting: pd.Series) -> pd.DataFrame:

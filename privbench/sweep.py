@@ -30,10 +30,10 @@ from privbench.grid import GridPoint, PointFailed, expand, inputs_for, point_nod
 from privbench.grid import originals as probe_originals
 from privbench.journal import Journal
 from privbench.ranking import replication_warnings
-from privbench.registry import METRICS
+from privbench.registry import ATTACKS, DEFENSES, METRICS
 from privbench.results import git_sha, to_frame
 from privbench.schedule import Task, node_rows, tasks_for
-from privbench.worst_case import add_worst_case
+from privbench.worst_case import add_paper_worst_case, add_worst_case
 
 
 @dataclasses.dataclass
@@ -155,11 +155,26 @@ def run_grid(config: GridConfig | RunConfig, cache: Cache, executor=None, journa
     frame = to_frame(rows)
     if any(len(g.attacks) > 1 for g in grid.groups) or (frame["attack"] == INTERCEPTED).any():
         frame = add_worst_case(frame, METRICS)
+        frame = add_paper_worst_case(frame, METRICS, *paper_threats(grid))
     notes += replication_warnings(frame)
     originals = probe_originals(grid.groups[0], cache)
     manifest = _manifest(grid, executor, points, status, seconds, started, expanded, time.perf_counter() - clock,
                          grouped, tasks, node_seconds)
     return RunOutput(frame, samples, originals, notes, failures, manifest)
+
+
+def paper_threats(grid: GridConfig) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(access levels each defense's paper considers, by defense name; access level of each attack, by its rows'
+    ``attack`` column) for :func:`~privbench.worst_case.add_paper_worst_case`."""
+    threats: dict[str, list[str]] = {}
+    access: dict[str, str] = {}
+    for group in grid.groups:
+        for sweep in group.defenses:
+            if sweep.name in DEFENSES:
+                threats[sweep.name] = [level.value for level in DEFENSES.get(sweep.name).paper_threat]
+        for attack in group.attacks:
+            access[attack.column] = ATTACKS.get(attack.name).access.value
+    return threats, access
 
 
 def _in_group(note: str, group: str) -> str:
