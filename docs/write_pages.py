@@ -184,7 +184,7 @@ def compare_block() -> str:
 def default_page() -> tuple[list[Path], str] | None:
     if not DEFAULT_RUN.is_file():
         return None
-    from privbench.ranking import ranked_summary
+    from privbench.ranking import paper_threat_summary, ranked_summary
 
     frame = default_rows()
     seeds = sorted(frame["seed"].astype(str).unique(), key=int)
@@ -221,6 +221,15 @@ def default_page() -> tuple[list[Path], str] | None:
                  "", table(shown[["a", "b", "utility_a", "utility_b", "comparison", "a − b", "interval",
                                   "significant", "more_private"]]), ""]
     text += [
+        "## Each defense under its paper's threat model",
+        "",
+        "The worst case over the attacks each paper protects against (white-box on the edge model, black-box "
+        "queries, or query-free: the traffic only; declared by each defense with the section of its paper that "
+        "states it: `paper_threat`, `paper_threat_source`), "
+        "beside the worst case over every attack of the run (the table above).",
+        "",
+        table(paper_threat_summary(frame)),
+        "",
         "## The papers' claims on this benchmark",
         "",
         "Each claim as a paired comparison at matched accuracy on the rows above; reproduced only where the paired "
