@@ -237,7 +237,7 @@ class Shadow(Attack):
         torch.manual_seed(view.seed)
         self.shadow = self.build_shadow(view)
         note("training the substitute front (the attacker's stand-in for the edge model)")
-        self.fit_substitute(self.shadow, view)
+        self.shadow = self.fit_substitute(self.shadow, view)
         freeze(self.shadow)
         if self.params["then"] == "inverse-net":
             note("training the decoder on the substitute front's features")
@@ -249,8 +249,9 @@ class Shadow(Attack):
                         device=view.device, seed=view.seed, stochastic=view.stochastic,
                         loss_fn=lambda out, x: reconstruction_loss(p["decoder_loss"], out, x))
 
-    def fit_substitute(self, shadow: nn.Module, view: AttackerView) -> None:
-        """Train g1 (He et al. §4.3: the task loss through the frozen back on labelled task images)."""
+    def fit_substitute(self, shadow: nn.Module, view: AttackerView) -> nn.Module:
+        """Train g1 (He et al. §4.3: the task loss through the frozen back on labelled task images); returns the
+        fitted substitute (``shadow`` itself here; a subclass may pick another candidate)."""
         if view.task_data is None or view.task_labels is None:
             raise PrivbenchError("shadow: needs labelled task images among the attacker's data (add the "
                                  "task's dataset to attacker_data)")
@@ -259,6 +260,7 @@ class Shadow(Attack):
         train_shadow(shadow, view.back, images, labels, epochs=p["epochs"], lr=p["lr"],
                      batch_size=p["batch_size"], device=view.device, seed=view.seed, bn_weight=p["bn_matching"],
                      task_loss=view.task_loss or F.cross_entropy, schedule=p["schedule"])
+        return shadow
 
     def task_images(self, view: AttackerView) -> tuple[torch.Tensor, Any]:
         """The attacker's task-kind images (and their targets) g1 trains on: ``task_samples`` of them."""

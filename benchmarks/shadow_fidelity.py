@@ -87,6 +87,13 @@ def main() -> None:
             acc_shadow = (cut_model.back(attack.shadow_query(test_images)).argmax(1)
                           == test_labels).float().mean().item()
         reconstruction = psnr.per_image(probes, attack.reconstruct(real)).mean().item()
+        for index, (candidate, score) in enumerate(zip(*[getattr(attack, "choice", {}).get(k, []) for k in
+                                                        ("candidates", "scores")], strict=True)):
+            with torch.no_grad():
+                candidate_error = relative_feature_error(candidate(probes.to(bench.device)), real)
+            chosen = " (kept)" if index == attack.choice["chosen"] else ""
+            print(f"  candidate {index}{chosen}: held-out matching loss {score:.4f}, rel.err vs f1 "
+                  f"{candidate_error:.3f}", flush=True)
         print(f"| {split} | {acc_real:.3f} | {acc_shadow:.3f} | {error:.3f} | {reconstruction:.2f} | "
               f"{fit_seconds:.0f} |", flush=True)
     print(f"\n(total {time.perf_counter() - start:.0f} s)")

@@ -157,3 +157,36 @@ def test_fora_runs_in_the_engine_on_the_intercepted_traffic(tmp_path):
     assert fitted.view.intercepted.shape == (len(bench.task_test.images), *defended.feature_shape())
     # the attacker never receives the victims' images, only their (noisy) features
     assert not torch.equal(fitted.view.intercepted, bench.model.features(bench.task_test.floats()))
+
+
+def test_the_held_out_matching_loss_tells_the_image_polarity_apart():
+    """FORA's choice among candidates uses only what the attacker holds: its own images, the traffic and the back.
+    With the real front as a candidate, the held-out matching loss prefers it to the same front fed 1 − x (the
+    inverted-image solution a substitute can settle in), and the chosen candidate survives the state round trip."""
+    from privbench.attacks.fora import BackActivations, InvertedInput, matching_loss
+
+    model = tiny_vgg(0, "relu12", classes=10)
+    own = DATASETS.create("synth-scenes", subset="attacker", n=300, size=32).build().floats()
+    victims = DATASETS.create("synth-scenes", subset="test", n=300, size=32).build().floats()
+    with torch.no_grad():
+        traffic = model.features(victims)
+        probe = BackActivations(model.back, 2)
+        right = matching_loss(model.front, probe, own, traffic)
+        inverted = matching_loss(InvertedInput(model.front), probe, own, traffic)
+    assert right < 0.8 * inverted, (right, inverted)
+
+
+def test_a_fora_fit_that_keeps_the_inverted_candidate_reloads_it(setup):
+    from privbench.attacks.fora import InvertedInput
+
+    attack = fitted("fora", setup, epochs=1, warmup_epochs=1, decoder_epochs=1)
+    assert len(attack.choice["scores"]) == 2  # g1(x) and g1(1 − x)
+    attack.shadow = InvertedInput(attack.shadow)
+    state = attack.state()
+    assert state["inverted_input"] and not any(k.startswith("inner.") for k in state["shadow"])
+    model, own, victims, data, probes = setup
+    fresh = ATTACKS.create("fora", epochs=1, warmup_epochs=1, decoder_epochs=1)
+    view = attacker_view(Access.QUERY_FREE, model, data, CPU, 0, task_data=own.floats(),
+                         task_labels=own.labels["label"], intercepted=model.features(victims))
+    fresh.load_state(view, state)
+    assert torch.equal(fresh.shadow_query(probes[:4]), attack.shadow_query(probes[:4]))
