@@ -22,7 +22,6 @@ Shares the cache with ``privbench run`` (the task model is trained once per task
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import time
 from pathlib import Path
@@ -36,10 +35,9 @@ from privbench.cache import Cache, default_cache_dir
 from privbench.components import load_components
 from privbench.config import parse_config
 from privbench.defenses.base import FitContext
-from privbench.defenses.pruning import algorithm_mode
+from privbench.defenses.pruning import mask_task_gradients
 from privbench.edge_cost import count_params
 from privbench.engine.inputs import inputs_for
-from privbench.models.channel_pruning import with_masks
 from privbench.registry import DEFENSES
 from privbench.results import write_csv
 
@@ -53,18 +51,12 @@ def accuracy(model, images, labels, device) -> float:
 def mask_gradients(defense, model, train, labels, device, n: int = 512) -> list[dict]:
     """Per masked convolution of the deeper front, at masks = 1 on the trained network: the task gradient's cosine
     with the mask vector and its norm, and the norm of the penalty's (sub)gradient."""
-    deep = model.recut(defense.deployed_split(model.split))
-    front, back = copy.deepcopy(deep.front), copy.deepcopy(deep.back)
-    masked, masks = with_masks(front)
-    algorithm_mode(masked, back)
-    x = train.images[:n].to(device).float() / 255
-    loss = model.task_loss(back(masked(x)), labels[:n].to(device))
-    grads = torch.autograd.grad(loss, [m.mask for m in masks.values()])
+    x, y = train.images[:n].to(device).float() / 255, labels[:n].to(device)
+    found = mask_task_gradients(model, defense.deployed_split(model.split), x, y)
+    every = torch.cat([m for m, _ in found.values()])
     rows = []
-    all_masks = torch.cat([m.mask.detach() for m in masks.values()])
-    for (name, module), g in zip(masks.items(), grads, strict=True):
-        m = module.mask.detach()
-        penalty = defense.params["lambda1"] * m.sign() + defense.params["lambda2"] * m / all_masks.norm()
+    for name, (m, g) in found.items():
+        penalty = defense.params["lambda1"] * m.sign() + defense.params["lambda2"] * m / every.norm()
         rows.append({"layer": name, "cosine": float(torch.nn.functional.cosine_similarity(g, m, dim=0)),
                      "task_grad_norm": float(g.norm()), "penalty_grad_norm": float(penalty.norm())})
     return rows

@@ -109,6 +109,19 @@ def algorithm_mode(masked_front: nn.Module, back: nn.Module) -> None:
             module.eval()
 
 
+def mask_task_gradients(model: SplitModel, split: str, x: torch.Tensor, y: Any
+                        ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per convolution of ``model``'s front re-cut at ``split``, masked at 1 and in :func:`algorithm_mode`: (the mask,
+    the task loss's gradient on it) for the batch ``x``, ``y`` — the diagnostic behind :func:`algorithm_mode`
+    (``benchmarks/patrol_channels.py``)."""
+    deep = model.recut(split)
+    masked, masks = with_masks(copy.deepcopy(deep.front))
+    back = copy.deepcopy(deep.back)
+    algorithm_mode(masked, back)
+    grads = torch.autograd.grad(model.task_loss(back(masked(x)), y), [m.mask for m in masks.values()])
+    return {name: (m.mask.detach(), g) for (name, m), g in zip(masks.items(), grads, strict=True)}
+
+
 def image_l2(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Eq. 8's ‖x − x̂‖₂ per image, averaged over the batch."""
     return (x - x_hat).flatten(1).norm(dim=1).mean()
