@@ -156,12 +156,9 @@ class DistributionMatchingShadow(Shadow):
             def substitute_loss(idx: torch.Tensor) -> torch.Tensor:
                 z = module(images[idx].to(device))
                 real = intercepted_batch(len(idx))
-                loss = alignment * mk_mmd(z, real)
-                if probe.layers:
-                    with torch.no_grad():
-                        targets = probe(real)
-                    for own, target in zip(probe(z), targets, strict=True):
-                        loss = loss + alignment * mk_mmd(own, target)
+                with torch.no_grad():
+                    targets = probe(real)
+                loss = alignment * alignment_loss(z, real, probe, targets)
                 if discriminator is not None:
                     loss = loss + (1.0 - alignment) * fooling_loss(discriminator, z)
                 if p["task_weight"] > 0:
@@ -180,12 +177,14 @@ class DistributionMatchingShadow(Shadow):
             train(len(images), updates, epochs=epochs, batch_size=p["batch_size"], seed=seed)
 
 
+        around_mean = bool((intercepted < 0).any())  # pre-activation features (see search_signs)
+
         def fit_one(module: nn.Module, restart: int) -> None:
             seed = view.seed if restart == 0 else derive_seed(view.seed, "fora-restart", restart)
             if p["sign_search"] and (layer := last_affine_layer(module, intercepted.shape[1])) is not None:
                 fit(module, p["warmup_epochs"], 1.0, derive_seed(seed, "fora-warmup"))
                 module.eval()
-                search_signs(module, layer, held_out[0], held_out[1], around_mean=bool((intercepted < 0).any()))
+                search_signs(module, layer, held_out[0], held_out[1], around_mean=around_mean)
             fit(module, p["epochs"], a, seed)
             module.eval()
 
@@ -220,17 +219,22 @@ class InvertedInput(nn.Module):
         return self.inner(1.0 - x)
 
 
+def alignment_loss(own: torch.Tensor, intercepted: torch.Tensor, probe: BackActivations,
+                   intercepted_activations: list[torch.Tensor]) -> torch.Tensor:
+    """FORA's alignment term: MK-MMD between the substitute's features ``own`` and the ``intercepted`` ones, plus
+    the same between the back's first layers fed by each (``intercepted_activations`` = ``probe(intercepted)``)."""
+    loss = mk_mmd(own, intercepted)
+    for mine, theirs in zip(probe(own), intercepted_activations, strict=True):
+        loss = loss + mk_mmd(mine, theirs)
+    return loss
+
+
 def matching_loss(front: nn.Module, probe: BackActivations, images: torch.Tensor,
                   intercepted: torch.Tensor) -> float:
-    """FORA's alignment objective on held-out data: MK-MMD between ``front``'s features of the attacker's
-    ``images`` and the ``intercepted`` features, plus the same between the back's first layers fed by each (what
-    the substitute was trained to lower; computed without any victim image)."""
+    """:func:`alignment_loss` on held-out data: ``front``'s features of the attacker's ``images`` against the
+    ``intercepted`` features (what the substitute was trained to lower; computed without any victim image)."""
     own = torch.cat([front(images[s]) for s in batches(len(images), 256)])
-    loss = mk_mmd(own, intercepted)
-    if probe.layers:
-        for mine, theirs in zip(probe(own), probe(intercepted), strict=True):
-            loss = loss + mk_mmd(mine, theirs)
-    return float(loss)
+    return float(alignment_loss(own, intercepted, probe, probe(intercepted)))
 
 
 class BackActivations:
@@ -242,6 +246,8 @@ class BackActivations:
         self.layers = [m for m in back.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:count]
 
     def __call__(self, z: torch.Tensor) -> list[torch.Tensor]:
+        if not self.layers:  # back_layers 0: feature-only matching
+            return []
         seen: list[torch.Tensor] = []
         last = self.layers[-1]
 

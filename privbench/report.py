@@ -19,6 +19,7 @@ import torch
 from privbench.cache import Cache, atomic_write_bytes, atomic_write_text
 from privbench.errors import PrivbenchError
 from privbench.results import BASIC_COLUMNS, SETTING_COLUMNS, has_codecs, with_setting_keys
+from privbench.worst_case import PAPER_WORST, WORST
 
 MARKERS = "osD^v<>P*X"
 #: bump when a change to the drawing code changes the figures (part of the figure cache key)
@@ -94,8 +95,8 @@ def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: st
     paths = []
     for metric, by_metric in merged.groupby("metric", sort=True):
         data = _digest(by_metric[PLOT_COLUMNS].to_csv(index=False))
-        for suffix, part, by_attack in (("", by_metric[by_metric["attack"] == "worst"], False),
-                                        ("_attacks", by_metric[by_metric["attack"] != "worst"], True)):
+        for suffix, part, by_attack in (("", by_metric[by_metric["attack"] == WORST], False),
+                                        ("_attacks", by_metric[by_metric["attack"] != WORST], True)):
             if part.empty:
                 continue
             path = out_dir / f"privacy_utility_{metric}{suffix}.png"
@@ -107,7 +108,7 @@ def privacy_utility_plots(frame: pd.DataFrame, out_dir: Path, utility_metric: st
 
 def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric: str, by_attack: bool) -> bytes:
     datasets = sorted(by_metric["dataset"].unique())
-    attacks = sorted(by_metric["attack"].unique()) if by_attack else ["worst"]
+    attacks = sorted(by_metric["attack"].unique()) if by_attack else [WORST]
     pipelines = sorted(by_metric["pipeline"].unique())
     colours = {p: f"C{i % 10}" for i, p in enumerate(pipelines)}
     markers = {p: MARKERS[i % len(MARKERS)] for i, p in enumerate(pipelines)}
@@ -127,7 +128,7 @@ def _privacy_utility_figure(by_metric: pd.DataFrame, metric: str, utility_metric
                     text = f"{r['strength']:g}" if r["quality"] == "" else f"q{float(r['quality']):g}"
                     ax.annotate(text, (r["utility"], r["value"]), fontsize=6, textcoords="offset points",
                                 xytext=(3, 3), color=colours[pipeline])
-            title = {"worst-paper": "worst case within the paper's threat model"}.get(attack, attack)
+            title = {PAPER_WORST: "worst case within the paper's threat model"}.get(attack, attack)
             ax.set_title(f"{dataset}" + (f" — {title}" if by_attack else " — worst case"), fontsize=9)
             ax.set_xlabel(f"utility: {utility_metric}")
             ax.set_ylabel(metric)
